@@ -13,7 +13,7 @@ namespace {
 std::shared_ptr<spdlog::logger> make_logger(const char* name) {
   if (auto existing = spdlog::get(name)) return existing;
   auto logger = std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  logger->set_pattern("[%L %y%m%d %H:%M:%S %n] %v");
+  logger->set_pattern("[%L %C%m%d %H:%M:%S %n] %v");
   spdlog::register_logger(logger);
   return logger;
 }
@@ -55,7 +55,7 @@ void enable_pretty_logging(const PrettyLoggingOptions& options) {
   bool colour = options.color == Color::always || (options.color == Color::automatic && ::isatty(STDERR_FILENO));
   sink->set_color_mode(colour ? spdlog::color_mode::always : spdlog::color_mode::never);
   // Tornado's LogFormatter: [L yymmdd HH:MM:SS module] message
-  sink->set_pattern(options.timestamps ? "%^[%L %y%m%d %H:%M:%S %n]%$ %v" : "%^[%L %n]%$ %v");
+  sink->set_pattern(options.timestamps ? "%^[%L %C%m%d %H:%M:%S %n]%$ %v" : "%^[%L %n]%$ %v");
   for (spdlog::logger* logger : {&access(), &app(), &general()}) {
     logger->sinks().clear();
     logger->sinks().push_back(sink);
