@@ -36,6 +36,7 @@ std::uint32_t to_epoll(std::uint32_t events) noexcept {
   if (events & IOLoop::READ) out |= EPOLLIN;
   if (events & IOLoop::WRITE) out |= EPOLLOUT;
   if (events & IOLoop::EDGE) out |= EPOLLET;
+  if (events & IOLoop::PEER_CLOSED) out |= EPOLLRDHUP;
   return out;  // EPOLLERR and EPOLLHUP are always reported
 }
 

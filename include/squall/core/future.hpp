@@ -92,6 +92,8 @@ class FutureBase {
 
   /// A new pending future, as Tornado's `Future()`.
   FutureBase() : s_(new FutureState<T>()) {}
+  /// An empty handle (valid() is false), for members assigned later.
+  explicit FutureBase(std::nullptr_t) noexcept {}
   explicit FutureBase(StateRef<FutureState<T>> s) noexcept : s_(std::move(s)) {}
 
   /// False only for a moved-from handle.

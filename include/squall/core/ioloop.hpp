@@ -41,6 +41,9 @@ class IOLoop {
   static constexpr std::uint32_t READ = 0x001;
   static constexpr std::uint32_t WRITE = 0x004;
   static constexpr std::uint32_t ERROR = 0x018;
+  /// The peer shut its side down (EPOLLRDHUP): lets a stream notice a close
+  /// without reading unrequested data.
+  static constexpr std::uint32_t PEER_CLOSED = 0x2000;
   /// Edge-triggered registration (EPOLLET), for streams that read to EAGAIN.
   static constexpr std::uint32_t EDGE = 1u << 31;
 

@@ -1,0 +1,305 @@
+// Non-blocking streams over file descriptors (Tornado's iostream):
+// BaseIOStream holds the buffering and the read/write state machine;
+// IOStream (sockets) and PipeIOStream (pipes) supply the syscalls, and
+// SSLIOStream (ssl_iostream.hpp) adds TLS. A stream is loop-affine: create,
+// use and destroy it on its loop's thread.
+//
+// Design choices (and why):
+// - The fd is registered once, edge-triggered, for reading and writing
+//   (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET). Nothing re-arms interest per
+//   operation, so a request/response costs no epoll_ctl at all. The stream
+//   remembers whether the fd was left readable/writable, and reads only when
+//   a read is pending, so unread data waits in the kernel, not in our memory.
+// - One contiguous read buffer per stream, compacted in place, taken from a
+//   per-thread pool when a read starts and given back as soon as it is empty:
+//   an idle connection holds no read buffer (nginx's approach).
+// - Writes queue chunks (owned strings or shared immutable buffers, never
+//   copied) and flush with one writev/sendmsg per wake-up.
+// - Futures are resolved last in every code path: a coroutine resumed by a
+//   read may destroy the stream, so nothing touches the stream after.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "squall/core/callback.hpp"
+#include "squall/core/errors.hpp"
+#include "squall/core/future.hpp"
+#include "squall/core/ioloop.hpp"
+#include "squall/core/unique_fd.hpp"
+
+namespace squall::net {
+
+/// A read or write on a closed stream, or a stream closed while one was
+/// pending. `real_error()` is the cause (ECONNRESET, a TLS alert, ...), if any.
+class StreamClosedError : public Error {
+ public:
+  explicit StreamClosedError(std::exception_ptr real_error = nullptr);
+  std::exception_ptr real_error() const noexcept { return real_error_; }
+
+ private:
+  std::exception_ptr real_error_;
+};
+
+/// A read that cannot be satisfied within its limit (max_bytes, the buffer
+/// size). The stream is closed.
+class UnsatisfiableReadError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A write that would grow the write buffer past max_write_buffer_size.
+class StreamBufferFullError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// An OS error on a stream's fd, with its errno as std::error_code.
+class StreamIOError : public Error {
+ public:
+  StreamIOError(int err, const std::string& what);
+  std::error_code code() const noexcept { return code_; }
+
+ private:
+  std::error_code code_;
+};
+
+struct StreamOptions {
+  /// Largest amount of unconsumed input a stream will hold (Tornado: 100 MB).
+  std::size_t max_buffer_size = std::size_t{100} * 1024 * 1024;
+  /// Largest amount of unsent output; 0 means unlimited (Tornado's None).
+  std::size_t max_write_buffer_size = 0;
+  /// Bytes asked of the kernel per read once a buffer exists.
+  std::size_t read_chunk_size = 64 * 1024;
+};
+
+/// Outcome of one syscall: bytes moved, end of file, would block, or an error.
+struct IOResult {
+  enum Kind : std::uint8_t { kBytes, kEof, kWouldBlock, kError };
+  Kind kind = kWouldBlock;
+  std::size_t bytes = 0;
+  int error = 0;         // errno, for kError
+  std::string message;   // for errors that carry text instead (TLS)
+
+  static IOResult bytes_moved(std::size_t n) noexcept { return {kBytes, n, 0, {}}; }
+  static IOResult eof() noexcept { return {kEof, 0, 0, {}}; }
+  static IOResult would_block() noexcept { return {kWouldBlock, 0, 0, {}}; }
+  static IOResult failed(int err, std::string message = {}) { return {kError, 0, err, std::move(message)}; }
+};
+
+class BaseIOStream {
+ public:
+  BaseIOStream(const BaseIOStream&) = delete;
+  BaseIOStream& operator=(const BaseIOStream&) = delete;
+  /// Closes the stream (pending operations fail with StreamClosedError).
+  virtual ~BaseIOStream();
+
+  // --- reads: only one may be pending; a second is an InvalidStateError ------
+  /// Exactly `n` bytes; with `partial`, as soon as at least one byte is there
+  /// (up to n).
+  Future<std::string> read_bytes(std::size_t n, bool partial = false);
+  /// Up to and including `delimiter`. More than `max_bytes` without finding
+  /// it: UnsatisfiableReadError, and the stream closes.
+  Future<std::string> read_until(std::string delimiter, std::optional<std::size_t> max_bytes = std::nullopt);
+  /// Up to and including the first match of `pattern` (ECMAScript syntax).
+  Future<std::string> read_until_regex(const std::string& pattern,
+                                       std::optional<std::size_t> max_bytes = std::nullopt);
+  /// Everything until the peer closes.
+  Future<std::string> read_until_close();
+  /// Fills `buffer` (which must outlive the read); with `partial`, resolves
+  /// as soon as some bytes are in it. Resolves with the count.
+  Future<std::size_t> read_into(std::span<char> buffer, bool partial = false);
+
+  // --- zero-copy access for protocol parsers ---------------------------------
+  /// The unconsumed input. Valid until the next read call, consume() or
+  /// read_more() on this stream.
+  std::string_view buffered() const noexcept {
+    return {read_buffer_.data() + read_buffer_.begin, read_buffer_.end - read_buffer_.begin};
+  }
+  /// Drops the first `n` buffered bytes.
+  void consume(std::size_t n) noexcept;
+  /// Resolves once at least one more byte is buffered (reading from the fd
+  /// if it is readable). StreamClosedError at end of input.
+  Future<void> read_more();
+
+  // --- writes --------------------------------------------------------------------
+  /// Queues `data`; the Future resolves once it has left user space (handed
+  /// to the kernel), in order. Writes are flushed with writev.
+  Future<void> write(std::string data);
+  Future<void> write(std::string_view data) { return write(std::string(data)); }
+  Future<void> write(const char* data) { return write(std::string(data)); }
+  /// Shares `data` without copying it (a large body, a cached file).
+  Future<void> write(std::shared_ptr<const std::string> data);
+
+  // --- state -------------------------------------------------------------------------
+  /// Runs once, on the loop, after the stream closed (for any reason).
+  void set_close_callback(UniqueFunction<void()> callback) { close_callback_ = std::move(callback); }
+  /// Closes the fd; pending operations fail with StreamClosedError carrying
+  /// `error` (or the error that caused the close).
+  void close(std::exception_ptr error = nullptr);
+  bool closed() const noexcept { return closed_; }
+  /// Why the stream closed, if it closed because of an error.
+  std::exception_ptr error() const noexcept { return error_; }
+  bool reading() const noexcept { return read_.kind != ReadKind::kNone; }
+  bool writing() const noexcept { return write_queued_ > 0; }
+  int fileno() const noexcept { return fd_.get(); }
+  IOLoop& io_loop() const noexcept { return *loop_; }
+  const StreamOptions& options() const noexcept { return options_; }
+  /// Bytes of read buffer currently held (0 when idle).
+  std::size_t read_buffer_capacity() const noexcept { return read_buffer_.capacity; }
+
+ protected:
+  BaseIOStream(UniqueFd fd, StreamOptions options);
+
+  /// Reads into `buf`. Never throws on EAGAIN.
+  virtual IOResult read_from_fd(char* buf, std::size_t n) = 0;
+  /// Writes the given buffers (all of them or a prefix).
+  virtual IOResult write_to_fd(const iovec* iov, int count) = 0;
+  /// Called by close() before the fd is closed (TLS sends close_notify).
+  virtual void before_close() noexcept {}
+  /// For subclasses that must finish something (a TLS handshake) before
+  /// user reads and writes run: while this returns false, reads and writes
+  /// wait; call resume_io() once it would return true.
+  virtual bool io_ready() const noexcept { return true; }
+  void resume_io();
+  /// Subclasses with their own buffering (TLS) report pending input here.
+  virtual bool has_pending_input() const noexcept { return false; }
+  /// Registers the fd with the loop (edge-triggered, read and write).
+  void register_fd();
+  /// Called for readiness while io_ready() is false.
+  virtual void on_handshake_event(std::uint32_t /*events*/) {}
+  /// Closes the stream for an I/O error, keeping the cause.
+  void close_with(const IOResult& r, const char* op);
+  bool fd_readable() const noexcept { return readable_; }
+  bool fd_writable() const noexcept { return writable_; }
+  void set_fd_readable(bool v) noexcept { readable_ = v; }
+  void set_fd_writable(bool v) noexcept { writable_ = v; }
+
+  UniqueFd fd_;
+
+ private:
+  friend struct DestroyGuard;
+  enum class ReadKind : std::uint8_t { kNone, kBytes, kUntil, kRegex, kUntilClose, kInto, kMore };
+
+  /// The one contiguous input buffer: data in [begin, end) of `capacity`.
+  struct ReadBuffer {
+    std::unique_ptr<char[]> storage;
+    std::size_t capacity = 0;
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    const char* data() const noexcept { return storage.get(); }
+    std::size_t size() const noexcept { return end - begin; }
+  };
+
+  struct Regex;  // std::regex, kept out of this header
+  struct RegexDeleter {
+    void operator()(Regex* r) const noexcept;
+  };
+  /// The one pending read and its parameters.
+  struct PendingRead {
+    ReadKind kind = ReadKind::kNone;
+    bool partial = false;
+    std::size_t target = 0;              // kBytes, kInto: bytes wanted
+    std::size_t max_bytes = SIZE_MAX;    // kUntil, kRegex
+    std::size_t scanned = 0;             // kUntil: bytes already searched
+    std::string delimiter;               // kUntil
+    std::unique_ptr<Regex, RegexDeleter> regex;  // kRegex
+    std::span<char> into;                // kInto
+    std::size_t into_filled = 0;         // kInto
+    Future<std::string> text{nullptr};   // kBytes, kUntil, kRegex, kUntilClose
+    Future<std::size_t> count{nullptr};  // kInto
+    Future<void> more{nullptr};          // kMore
+  };
+  struct Chunk {
+    std::string owned;
+    std::shared_ptr<const std::string> shared;
+    std::string_view view() const noexcept {
+      return shared ? std::string_view(*shared) : std::string_view(owned);
+    }
+  };
+  struct WriteWaiter {
+    std::uint64_t until;  // resolved once this many bytes were written in all
+    Future<void> future;
+  };
+
+  void handle_events(int fd, std::uint32_t events);
+  void begin_read(ReadKind kind);
+  /// Reads from the fd and/or the buffer until the pending read is
+  /// satisfied, the fd would block, or the stream closes. Resolves last.
+  void service_read();
+  /// How many buffered bytes satisfy the pending read; 0 if not yet.
+  /// Throws UnsatisfiableReadError past a limit.
+  std::size_t satisfied_by_buffer();
+  bool fill_buffer();  // one read from the fd; false when it would block
+  void ensure_space(std::size_t want);
+  void release_buffer_if_empty() noexcept;
+  void arm_cancel() noexcept;
+  Future<void> queue_write(Chunk chunk);
+  void flush();
+  void fail_pending(std::exception_ptr error);
+  void schedule_close_callback();
+
+  IOLoop* loop_;
+  StreamOptions options_;
+  ReadBuffer read_buffer_;
+  PendingRead read_;
+  std::vector<Chunk> write_chunks_;
+  std::size_t write_head_ = 0;       // first unsent chunk
+  std::size_t write_offset_ = 0;     // bytes of it already sent
+  std::size_t write_queued_ = 0;     // unsent bytes
+  std::uint64_t bytes_written_ = 0;  // sent since the stream opened
+  std::uint64_t bytes_queued_ = 0;   // queued since the stream opened
+  std::vector<WriteWaiter> write_waiters_;
+  std::size_t write_waiter_head_ = 0;
+  UniqueFunction<void()> close_callback_;
+  std::exception_ptr error_;
+  bool* destroyed_flag_ = nullptr;  // see DestroyGuard in iostream.cpp
+  bool registered_ = false;
+  bool readable_ = false;
+  bool writable_ = false;
+  bool eof_ = false;
+  bool peer_closed_ = false;
+  bool closed_ = false;
+  bool in_flush_ = false;
+};
+
+/// A stream over a connected, non-blocking socket.
+///
+///   auto stream = std::make_unique<IOStream>(std::move(connected_fd));
+///   co_await stream->write("GET / HTTP/1.0\r\n\r\n");
+///   std::string head = co_await stream->read_until("\r\n\r\n");
+class IOStream : public BaseIOStream {
+ public:
+  explicit IOStream(UniqueFd socket, StreamOptions options = {});
+  /// TCP_NODELAY: send small writes at once (Nagle off).
+  void set_nodelay(bool on);
+  /// The peer's address as text ("127.0.0.1:5555", "[::1]:80", unix path).
+  std::string peer_name() const;
+
+ protected:
+  IOResult read_from_fd(char* buf, std::size_t n) override;
+  IOResult write_to_fd(const iovec* iov, int count) override;
+};
+
+/// A stream over a pipe fd (one direction), e.g. a Subprocess's stdio.
+/// Writing to a pipe whose reader is gone fails with EPIPE; SIGPIPE is
+/// kept from the process.
+class PipeIOStream : public BaseIOStream {
+ public:
+  explicit PipeIOStream(UniqueFd pipe, StreamOptions options = {});
+
+ protected:
+  IOResult read_from_fd(char* buf, std::size_t n) override;
+  IOResult write_to_fd(const iovec* iov, int count) override;
+};
+
+}  // namespace squall::net

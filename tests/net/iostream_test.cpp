@@ -1,0 +1,355 @@
+// BaseIOStream behaviour over every transport: TCP on loopback, unix socket
+// pairs and pipes, through one typed suite. (TLS joins in ssl_iostream_test.)
+#include "squall/net/iostream.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "squall/testing.hpp"
+
+using namespace std::chrono_literals;
+
+namespace squall::net {
+namespace {
+
+/// A reading end and a writing end of one transport.
+struct Ends {
+  std::unique_ptr<BaseIOStream> reader;
+  std::unique_ptr<BaseIOStream> writer;
+};
+
+UniqueFd checked(int fd) {
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "fd");
+  return UniqueFd(fd);
+}
+
+struct TcpTransport {
+  static constexpr bool kBidirectional = true;
+  static Ends make() {
+    auto [listener, port] = testing::bind_unused_port();
+    UniqueFd client = checked(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("connect");
+    UniqueFd server = checked(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    return {std::make_unique<IOStream>(std::move(server)), std::make_unique<IOStream>(std::move(client))};
+  }
+};
+
+struct UnixTransport {
+  static constexpr bool kBidirectional = true;
+  static Ends make() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) throw std::runtime_error("socketpair");
+    return {std::make_unique<IOStream>(UniqueFd(fds[0])), std::make_unique<IOStream>(UniqueFd(fds[1]))};
+  }
+};
+
+struct PipeTransport {
+  static constexpr bool kBidirectional = false;
+  static Ends make() {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+    return {std::make_unique<PipeIOStream>(UniqueFd(fds[0])), std::make_unique<PipeIOStream>(UniqueFd(fds[1]))};
+  }
+};
+
+template <class Transport>
+class StreamTest : public testing::AsyncTest {
+ protected:
+  void SetUp() override {
+    testing::AsyncTest::SetUp();
+    ends_ = Transport::make();
+  }
+  void TearDown() override {
+    ends_ = {};
+    testing::AsyncTest::TearDown();
+  }
+
+ public:
+  BaseIOStream& reader() { return *ends_.reader; }
+  BaseIOStream& writer() { return *ends_.writer; }
+  Ends ends_;
+};
+
+using Transports = ::testing::Types<TcpTransport, UnixTransport, PipeTransport>;
+TYPED_TEST_SUITE(StreamTest, Transports);
+
+/// Resolves on the loop's next iteration, so the other end gets to run.
+Future<void> next_iteration() {
+  Future<void> f;
+  IOLoop::current().add_callback([f]() mutable { f.set_result(); });
+  return f;
+}
+
+/// Runs a coroutine test body on the fixture's loop.
+#define STREAM_TEST(name)                                   \
+  template <class T>                                        \
+  Future<void> name##_body(StreamTest<T>& t);               \
+  TYPED_TEST(StreamTest, name) {                            \
+    this->run_coroutine_test([this] { return name##_body(*this); }); \
+  }                                                         \
+  template <class T>                                        \
+  Future<void> name##_body(StreamTest<T>& t)
+
+STREAM_TEST(ReadBytesReturnsExactlyTheBytesAskedFor) {
+  co_await t.writer().write("hello world");
+  EXPECT_EQ(co_await t.reader().read_bytes(5), "hello");
+  EXPECT_EQ(co_await t.reader().read_bytes(6), " world");
+}
+
+STREAM_TEST(APartialReadReturnsWhatIsThereUpToN) {
+  co_await t.writer().write("abc");
+  std::string got = co_await t.reader().read_bytes(100, true);
+  EXPECT_EQ(got, "abc");
+}
+
+STREAM_TEST(ReadUntilFindsADelimiterSplitAcrossWrites) {
+  auto line = t.reader().read_until("\r\n\r\n");
+  for (char c : std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\nextra")) {
+    co_await t.writer().write(std::string(1, c));
+    co_await next_iteration();
+  }
+  EXPECT_EQ(co_await line, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(co_await t.reader().read_bytes(5), "extra");
+}
+
+STREAM_TEST(ReadUntilRegexStopsAfterTheFirstMatch) {
+  co_await t.writer().write("id=42;name=x;");
+  EXPECT_EQ(co_await t.reader().read_until_regex("[0-9]+;"), "id=42;");
+  EXPECT_EQ(co_await t.reader().read_until(";"), "name=x;");
+}
+
+STREAM_TEST(ReadUntilPastMaxBytesFailsAndClosesTheStream) {
+  co_await t.writer().write(std::string(100, 'x'));
+  bool failed = false;
+  try {
+    co_await t.reader().read_until("\n", 64);
+  } catch (const StreamClosedError& e) {
+    // The read fails with the cause: an unsatisfiable read.
+    try {
+      std::rethrow_exception(e.real_error());
+    } catch (const UnsatisfiableReadError&) {
+      failed = true;
+    }
+  }
+  EXPECT_TRUE(failed);
+  EXPECT_TRUE(t.reader().closed());
+}
+
+STREAM_TEST(ReadUntilCloseReturnsEverythingTheWriterSent) {
+  auto all = t.reader().read_until_close();
+  co_await t.writer().write("part one, ");
+  co_await t.writer().write("part two");
+  t.writer().close();
+  EXPECT_EQ(co_await all, "part one, part two");
+  EXPECT_TRUE(t.reader().closed());
+}
+
+STREAM_TEST(ReadIntoFillsTheCallersBuffer) {
+  co_await t.writer().write("0123456789");
+  char buf[4];
+  std::size_t n = co_await t.reader().read_into(std::span<char>(buf, 4));
+  EXPECT_EQ(n, 4u);
+  EXPECT_EQ(std::string(buf, 4), "0123");
+  n = co_await t.reader().read_into(std::span<char>(buf, 4), true);
+  EXPECT_GE(n, 1u);
+  EXPECT_EQ(std::string(buf, n), std::string("456789").substr(0, n));
+}
+
+STREAM_TEST(ASecondPendingReadIsAClearError) {
+  auto first = t.reader().read_bytes(1);
+  EXPECT_THROW(t.reader().read_bytes(1), InvalidStateError);
+  co_await t.writer().write("z");
+  EXPECT_EQ(co_await first, "z");
+}
+
+STREAM_TEST(CancellingAPendingReadKeepsBufferedBytesForTheNextRead) {
+  co_await t.writer().write("abc");
+  auto pending = t.reader().read_until("\n");
+  co_await next_iteration();
+  EXPECT_FALSE(pending.done());
+  EXPECT_TRUE(pending.cancel());
+  EXPECT_FALSE(t.reader().reading());
+  co_await t.writer().write("def\n");
+  EXPECT_EQ(co_await t.reader().read_until("\n"), "abcdef\n");
+}
+
+STREAM_TEST(APendingReadFailsWhenThePeerCloses) {
+  auto pending = t.reader().read_bytes(10);
+  co_await t.writer().write("short");
+  t.writer().close();
+  bool closed = false;
+  try {
+    co_await pending;
+  } catch (const StreamClosedError&) {
+    closed = true;
+  }
+  EXPECT_TRUE(closed);
+}
+
+STREAM_TEST(TheCloseCallbackRunsOnceOnTheLoop) {
+  int calls = 0;
+  Future<void> called;
+  t.reader().set_close_callback([&] {
+    ++calls;
+    called.set_result();
+  });
+  t.writer().close();
+  auto rest = t.reader().read_until_close();
+  co_await rest;
+  co_await called;
+  t.reader().close();
+  co_await next_iteration();
+  EXPECT_EQ(calls, 1);
+}
+
+STREAM_TEST(WritingToAClosedStreamFailsWithStreamClosedError) {
+  t.writer().close();
+  bool failed = false;
+  try {
+    co_await t.writer().write("x");
+  } catch (const StreamClosedError&) {
+    failed = true;
+  }
+  EXPECT_TRUE(failed);
+}
+
+STREAM_TEST(SixtyFourMebibytesArriveIntactWhileBothEndsRun) {
+  constexpr std::size_t kSize = 64u << 20;
+  auto big = std::make_shared<std::string>(kSize, '\0');
+  for (std::size_t i = 0; i < kSize; ++i) (*big)[i] = static_cast<char>('a' + (i * 7) % 26);
+  auto reader = [&]() -> Future<std::string> { co_return co_await t.reader().read_bytes(kSize); };
+  auto got = reader();
+  co_await t.writer().write(std::shared_ptr<const std::string>(big));
+  std::string data = co_await got;
+  EXPECT_EQ(data.size(), kSize);
+  EXPECT_TRUE(data == *big);
+}
+
+STREAM_TEST(AnIdleStreamHoldsNoReadBuffer) {
+  co_await t.writer().write("ping\n");
+  EXPECT_EQ(co_await t.reader().read_until("\n"), "ping\n");
+  EXPECT_EQ(t.reader().read_buffer_capacity(), 0u);
+}
+
+STREAM_TEST(ZeroCopyAccessLetsAParserConsumeInPlace) {
+  co_await t.writer().write("key: value\nrest");
+  while (t.reader().buffered().find('\n') == std::string_view::npos) co_await t.reader().read_more();
+  std::string_view view = t.reader().buffered();
+  std::size_t eol = view.find('\n');
+  EXPECT_EQ(view.substr(0, eol), "key: value");
+  t.reader().consume(eol + 1);
+  while (t.reader().buffered().size() < 4) co_await t.reader().read_more();
+  EXPECT_EQ(t.reader().buffered(), "rest");
+}
+
+// --- socket-only behaviour ------------------------------------------------------------
+
+class SocketStreamTest : public testing::AsyncTest {};
+
+SQUALL_ASYNC_TEST(SocketStreamTest, AResetPeerFailsTheReadWithTheRealCause) {
+  Ends ends = TcpTransport::make();
+  linger hard{1, 0};  // close() sends RST instead of FIN
+  ::setsockopt(ends.writer->fileno(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  auto pending = ends.reader->read_bytes(10);
+  ends.writer.reset();
+  std::string cause;
+  try {
+    co_await pending;
+  } catch (const StreamClosedError& e) {
+    try {
+      std::rethrow_exception(e.real_error());
+    } catch (const StreamIOError& io) {
+      cause = io.code().message();
+      EXPECT_EQ(io.code().value(), ECONNRESET);
+    } catch (...) {
+    }
+  }
+  EXPECT_FALSE(cause.empty());
+}
+
+SQUALL_ASYNC_TEST(SocketStreamTest, ExceedingTheReadBufferLimitClosesTheStream) {
+  int fds[2];
+  CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  IOStream reader{UniqueFd(fds[0]), StreamOptions{.max_buffer_size = 4096}};
+  IOStream writer{UniqueFd(fds[1])};
+  co_await writer.write(std::string(10000, 'x'));
+  bool closed = false;
+  try {
+    co_await reader.read_until("\n");
+  } catch (const StreamClosedError&) {
+    closed = true;
+  }
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(reader.closed());
+}
+
+SQUALL_ASYNC_TEST(SocketStreamTest, ExceedingTheWriteBufferLimitClosesTheStream) {
+  int fds[2];
+  CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  UniqueFd peer{fds[1]};  // never read: the kernel buffer fills, then ours
+  IOStream writer{UniqueFd(fds[0]), StreamOptions{.max_write_buffer_size = 1 << 20}};
+  bool closed = false;
+  for (int i = 0; i < 1000 && !closed; ++i) {
+    auto f = writer.write(std::string(64 * 1024, 'y'));
+    if (f.done()) {
+      try {
+        f.result();
+      } catch (const StreamClosedError&) {
+        closed = true;
+      }
+    }
+  }
+  EXPECT_TRUE(closed);
+  try {
+    std::rethrow_exception(writer.error());
+  } catch (const StreamBufferFullError&) {
+  } catch (...) {
+    ADD_FAILURE() << "the stream closed for another reason";
+  }
+  co_return;
+}
+
+SQUALL_ASYNC_TEST(SocketStreamTest, WritingToAPeerThatWentAwayFailsWithoutSignals) {
+  Ends ends = UnixTransport::make();
+  ends.reader.reset();
+  bool failed = false;
+  for (int i = 0; i < 10 && !failed; ++i) {
+    try {
+      co_await ends.writer->write(std::string(4096, 'z'));
+    } catch (const StreamClosedError&) {
+      failed = true;
+    }
+  }
+  EXPECT_TRUE(failed);
+}
+
+SQUALL_ASYNC_TEST(SocketStreamTest, DestroyingAStreamFailsItsPendingRead) {
+  Ends ends = UnixTransport::make();
+  auto pending = ends.reader->read_bytes(1);
+  ends.reader.reset();
+  EXPECT_TRUE(pending.done());
+  EXPECT_THROW(pending.result(), StreamClosedError);
+  co_return;
+}
+
+SQUALL_ASYNC_TEST(SocketStreamTest, APeerThatClosesAnIdleConnectionIsNoticed) {
+  Ends ends = UnixTransport::make();
+  Future<void> closed;
+  ends.reader->set_close_callback([&] { closed.set_result(); });
+  ends.writer.reset();
+  co_await closed;  // no read was pending: the hang-up alone closed it
+  EXPECT_TRUE(ends.reader->closed());
+}
+
+}  // namespace
+}  // namespace squall::net
