@@ -163,6 +163,8 @@ void BaseIOStream::close(std::exception_ptr error) {
   for (std::size_t i = write_waiter_head_; i < write_waiters_.size(); ++i) waiters.push_back(std::move(write_waiters_[i]));
   write_waiters_.clear();
   write_waiter_head_ = 0;
+  std::vector<std::pair<Future<void>, std::exception_ptr>> extra;
+  collect_pending(extra);
   write_chunks_.clear();
   write_head_ = write_offset_ = write_queued_ = 0;
   if (read_buffer_.storage) {
@@ -197,6 +199,30 @@ void BaseIOStream::close(std::exception_ptr error) {
   for (auto& w : waiters) {
     if (!w.future.done()) fail(w.future);
   }
+  for (auto& [future, why] : extra) {
+    if (future.done()) continue;
+    if (why) {
+      future.set_exception(why);
+      (void)future.exception();
+    } else {
+      fail(future);
+    }
+  }
+}
+
+UniqueFd BaseIOStream::detach() {
+  loop_->assert_in_loop_thread();
+  if (closed_) throw InvalidStateError("detach: the stream is closed");
+  if (reading() || writing() || read_buffer_.size() > 0) {
+    throw InvalidStateError("detach: the stream has a pending operation or buffered input");
+  }
+  if (registered_) {
+    loop_->remove_handler(fd_.get());
+    registered_ = false;
+  }
+  UniqueFd fd = std::move(fd_);
+  close();
+  return fd;
 }
 
 void BaseIOStream::close_with(const IOResult& r, const char* op) {
@@ -664,6 +690,8 @@ void BaseIOStream::flush() {
 IOStream::IOStream(UniqueFd socket, StreamOptions options) : BaseIOStream(std::move(socket), options) {
   register_fd();
 }
+
+IOStream::~IOStream() = default;
 
 IOResult IOStream::read_from_fd(char* buf, std::size_t n) {
   for (;;) {

@@ -11,6 +11,8 @@
 
 #include <string>
 
+#include "../support/test_certs.hpp"
+#include "squall/net/ssl_iostream.hpp"
 #include "squall/testing.hpp"
 
 using namespace std::chrono_literals;
@@ -41,6 +43,21 @@ struct TcpTransport {
     if (::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("connect");
     UniqueFd server = checked(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     return {std::make_unique<IOStream>(std::move(server)), std::make_unique<IOStream>(std::move(client))};
+  }
+};
+
+struct SslTransport {
+  static constexpr bool kBidirectional = true;
+  static Ends make() {
+    static testing::TestCerts certs;
+    static auto server_ctx = SSLContext::server({.certfile = certs.server().cert, .keyfile = certs.server().key});
+    static auto client_ctx = SSLContext::client({.ca_certs = certs.ca_file()});
+    Ends plain = TcpTransport::make();
+    // Take the fds back out of the plain streams to wrap them in TLS.
+    UniqueFd server_fd = static_cast<IOStream&>(*plain.reader).detach();
+    UniqueFd client_fd = static_cast<IOStream&>(*plain.writer).detach();
+    return {std::make_unique<SSLIOStream>(std::move(server_fd), server_ctx),
+            std::make_unique<SSLIOStream>(std::move(client_fd), client_ctx, "localhost")};
   }
 };
 
@@ -80,7 +97,7 @@ class StreamTest : public testing::AsyncTest {
   Ends ends_;
 };
 
-using Transports = ::testing::Types<TcpTransport, UnixTransport, PipeTransport>;
+using Transports = ::testing::Types<TcpTransport, UnixTransport, PipeTransport, SslTransport>;
 TYPED_TEST_SUITE(StreamTest, Transports);
 
 /// Resolves on the loop's next iteration, so the other end gets to run.
@@ -197,19 +214,19 @@ STREAM_TEST(APendingReadFailsWhenThePeerCloses) {
 }
 
 STREAM_TEST(TheCloseCallbackRunsOnceOnTheLoop) {
-  int calls = 0;
+  auto calls = std::make_shared<int>(0);
   Future<void> called;
-  t.reader().set_close_callback([&] {
-    ++calls;
-    called.set_result();
+  t.reader().set_close_callback([calls, called]() mutable {
+    if (++*calls == 1) called.set_result();
   });
+  co_await t.writer().write("bye");  // over TLS: after the handshake
   t.writer().close();
-  auto rest = t.reader().read_until_close();
-  co_await rest;
+  std::string rest = co_await t.reader().read_until_close();
+  EXPECT_EQ(rest, "bye");
   co_await called;
   t.reader().close();
   co_await next_iteration();
-  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(*calls, 1);
 }
 
 STREAM_TEST(WritingToAClosedStreamFailsWithStreamClosedError) {

@@ -154,6 +154,10 @@ class BaseIOStream {
   int fileno() const noexcept { return fd_.get(); }
   IOLoop& io_loop() const noexcept { return *loop_; }
   const StreamOptions& options() const noexcept { return options_; }
+  /// Gives up the fd without closing it (for start_tls): requires no
+  /// pending read or write and no buffered input; the stream is closed
+  /// afterwards. InvalidStateError otherwise.
+  UniqueFd detach();
   /// Bytes of read buffer currently held (0 when idle).
   std::size_t read_buffer_capacity() const noexcept { return read_buffer_.capacity; }
 
@@ -165,7 +169,11 @@ class BaseIOStream {
   /// Writes the given buffers (all of them or a prefix).
   virtual IOResult write_to_fd(const iovec* iov, int count) = 0;
   /// Called by close() before the fd is closed (TLS sends close_notify).
+  /// Must not resolve futures: see collect_pending.
   virtual void before_close() noexcept {}
+  /// Futures of the subclass that close() must fail, each with its error
+  /// (null: StreamClosedError). close() resolves them last, like its own.
+  virtual void collect_pending(std::vector<std::pair<Future<void>, std::exception_ptr>>& /*out*/) {}
   /// For subclasses that must finish something (a TLS handshake) before
   /// user reads and writes run: while this returns false, reads and writes
   /// wait; call resume_io() once it would return true.
@@ -280,6 +288,7 @@ class BaseIOStream {
 class IOStream : public BaseIOStream {
  public:
   explicit IOStream(UniqueFd socket, StreamOptions options = {});
+  ~IOStream() override;
   /// TCP_NODELAY: send small writes at once (Nagle off).
   void set_nodelay(bool on);
   /// The peer's address as text ("127.0.0.1:5555", "[::1]:80", unix path).
