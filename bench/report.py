@@ -13,6 +13,11 @@ batch per iteration and count operations as items), else real_time in ns.
 When the run used repetitions, the ``median`` aggregate is used; without
 aggregates, the median of the repetitions. A missing value prints "-".
 
+Below the table, a note gives the machine's CPU count and load average when
+the run started, and names every figure whose repetitions spread by more
+than NOISY_CV (coefficient of variation), so a noisy run is not read as a
+regression.
+
 Standard library only, so it runs wherever the benchmark does.
 """
 
@@ -36,6 +41,10 @@ TARGETS = {
 }
 
 NS_PER_UNIT = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+# A figure whose repetitions' coefficient of variation exceeds this is named
+# in the note under the table.
+NOISY_CV = 0.05
 
 MISSING = "-"
 
@@ -73,6 +82,43 @@ def collect(benchmarks):
     results = {key: statistics.median(values) for key, values in repetitions.items()}
     results.update(medians)
     return results
+
+
+def spreads(benchmarks):
+    """{(system, case): coefficient of variation} from the "cv" aggregates
+    (Google Benchmark computes them over the repetitions), else from the
+    repetitions themselves when there are at least two."""
+    cvs = {}
+    repetitions = {}
+    for row in benchmarks:
+        key = system_and_case(row)
+        if key is None or row.get("error_occurred"):
+            continue
+        if row.get("run_type") == "aggregate":
+            if row.get("aggregate_name") == "cv":
+                # items_per_second's cv is the relative spread of ns/op too,
+                # to first order; real_time's when there are no items.
+                cvs[key] = row.get("items_per_second", row.get("real_time"))
+        else:
+            repetitions.setdefault(key, []).append(ns_per_op(row))
+    for key, values in repetitions.items():
+        if key not in cvs and len(values) >= 2 and statistics.mean(values) > 0:
+            cvs[key] = statistics.stdev(values) / statistics.mean(values)
+    return cvs
+
+
+def describe_run(context, cvs):
+    """The note under the table: where the run happened and what was noisy."""
+    lines = []
+    cpus = context.get("num_cpus")
+    load = context.get("load_avg")
+    if cpus and load:
+        busy = " (busy: expect noise)" if load[0] > 0.5 * cpus else ""
+        lines.append(f"machine: {cpus} CPUs, load average {load[0]:.2f} at the start{busy}")
+    noisy = [f"{system}/{case} {cv:.0%}" for (system, case), cv in sorted(cvs.items()) if cv > NOISY_CV]
+    if noisy:
+        lines.append(f"spread over {NOISY_CV:.0%} between repetitions: " + ", ".join(noisy))
+    return "\n".join(lines)
 
 
 def describe_target(kind, limit):
@@ -129,13 +175,18 @@ def main(argv=None):
 
     try:
         with open(args.json_file, encoding="utf-8") as f:
-            benchmarks = json.load(f).get("benchmarks", [])
+            data = json.load(f)
     except (OSError, ValueError) as e:
         print(f"report.py: cannot read {args.json_file}: {e}", file=sys.stderr)
         return 2
+    benchmarks = data.get("benchmarks", [])
 
     header = ["case", *(f"{s} ns/op" for s in SYSTEMS), "squall / best peer", "target", "met?"]
     print(format_table(header, table_rows(collect(benchmarks))))
+    note = describe_run(data.get("context", {}), spreads(benchmarks))
+    if note:
+        print()
+        print(note)
     return 0
 
 

@@ -16,8 +16,11 @@ void ThreadPoolExecutor::execute(Callback job) {
     std::lock_guard lock(mutex_);
     if (shutting_down_) throw InvalidStateError("cannot schedule new work after shutdown");
     jobs_.push_back(std::move(job));
-    // Threads start lazily, as in Python: one more only when none is idle.
-    if (idle_ == 0 && workers_.size() < max_workers_) workers_.emplace_back([this] { worker_main(); });
+    // Threads start lazily, as in Python: one more only when the queued jobs
+    // outnumber the idle workers that will take them. (Testing idle_ == 0
+    // would let one idle worker absorb a burst of jobs, serialising jobs
+    // that wait for each other.)
+    if (jobs_.size() > idle_ && workers_.size() < max_workers_) workers_.emplace_back([this] { worker_main(); });
   }
   ready_.notify_one();
 }

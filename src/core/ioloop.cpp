@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -28,6 +29,11 @@ thread_local std::unique_ptr<IOLoop> tls_owned;  // the loop current() created
 
 constexpr std::uint64_t kWakeToken = ~std::uint64_t{0};
 constexpr int kMaxEvents = 256;
+// While callbacks are ready the loop may skip the non-blocking epoll_wait
+// (a syscall, 200 ns on a VM: more than a callback hand-off) until this many
+// callbacks ran since the last poll. Tokio polls its I/O driver every 61
+// tasks for the same reason; a batch of this size or more polls every time.
+constexpr std::size_t kCallbacksPerPoll = 64;
 // Destroying pending callbacks at close can queue more; give up after this.
 constexpr int kMaxCloseRounds = 64;
 
@@ -111,11 +117,14 @@ void IOLoop::start() {
   IOLoop* previous = tls_current;
   tls_current = this;
   running_ = true;
+  running_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   struct Reset {
     IOLoop* loop;
     IOLoop* previous;
     ~Reset() {
+      loop->running_thread_.store(std::thread::id(), std::memory_order_relaxed);
       loop->running_ = false;
+      loop->callback_time_valid_ = false;
       loop->stopping_ = false;
       tls_current = previous ? previous : loop;
     }
@@ -154,10 +163,14 @@ void IOLoop::run_iteration(bool may_block) {
   }
 
   epoll_event events[kMaxEvents];
-  int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, timeout_ms);
-  if (n < 0) {
-    if (errno != EINTR) throw_errno("epoll_wait");
-    n = 0;
+  int n = 0;
+  if (ready_.empty() || callbacks_since_poll_ >= kCallbacksPerPoll) {
+    callbacks_since_poll_ = 0;
+    n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, timeout_ms);
+    if (n < 0) {
+      if (errno != EINTR) throw_errno("epoll_wait");
+      n = 0;
+    }
   }
   if (n > 0) {
     fds_->begin_dispatch();
@@ -170,6 +183,7 @@ void IOLoop::run_iteration(bool may_block) {
       FdTable::Entry* entry = fds_->find_live(data);
       if (!entry) continue;  // removed by an earlier handler in this batch
       int fd = static_cast<int>(data & 0xffffffffu);
+      callback_time_valid_ = false;
       try {
         entry->handler(fd, events[i].events);
       } catch (...) {
@@ -185,12 +199,28 @@ void IOLoop::run_iteration(bool may_block) {
   if (timers_->live() > 0) timers_->pop_due(time(), due);
 
   running_callbacks_.swap(ready_);
-  for (auto& cb : running_callbacks_) run_callback(cb, "callback");
+  callbacks_since_poll_ += running_callbacks_.size() + due.size();
+  if (blocking_threshold_ == Duration::zero()) {
+    // The common case, inline: no call and no clock reads around each
+    // callback (run_callback is for the blocking-time check).
+    for (auto& cb : running_callbacks_) {
+      callback_time_valid_ = false;
+      try {
+        cb();
+      } catch (...) {
+        log::app().error("Exception in callback: {}", describe_current_exception());
+      }
+      cb = nullptr;
+    }
+  } else {
+    for (auto& cb : running_callbacks_) run_callback(cb, "callback");
+  }
   running_callbacks_.clear();
   for (auto& cb : due) run_callback(cb, "timer callback");
 }
 
 void IOLoop::run_callback(Callback& cb, const char* what) noexcept {
+  callback_time_valid_ = false;
   TimePoint started{};
   bool timed = blocking_threshold_ > Duration::zero();
   if (timed) started = SteadyClock::now();
@@ -222,29 +252,42 @@ void IOLoop::log_if_failed(std::exception_ptr e) noexcept {
 // --- callbacks --------------------------------------------------------------------
 
 void IOLoop::add_callback(Callback cb) {
-  if (owner_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+  // Only the thread inside start() may skip the lock: a loop built on one
+  // thread and started on another must not share ready_ unlocked.
+  if (running_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
     ready_.push_back(std::move(cb));
     return;
   }
-  {
-    std::lock_guard lock(remote_mutex_);
-    remote_.push_back(std::move(cb));
-  }
-  if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) wake();
+  std::lock_guard lock(remote_mutex_);
+  bool was_empty = remote_.empty();
+  remote_.push_back(std::move(cb));
+  // Only a callback that finds the queue empty wakes the loop; later ones
+  // ride on its wake-up, because drain_remote reads the eventfd before it
+  // takes the whole queue under the lock (libuv's and asio's scheme). The
+  // wake happens under the lock: once the loop can take the callback (a
+  // stop(), after which the loop may be destroyed), this thread is done.
+  if (was_empty) wake();
 }
 
 void IOLoop::wake() noexcept {
   std::uint64_t one = 1;
+  waking_.store(true, std::memory_order_relaxed);
   // A full counter (EAGAIN) still leaves the fd readable: nothing is lost.
   [[maybe_unused]] auto rc = ::write(wake_fd_.get(), &one, sizeof one);
+  waking_.store(false, std::memory_order_relaxed);
 }
 
 void IOLoop::drain_remote() {
   std::uint64_t count;
+  // Read before taking the queue: a producer that pushes after the swap
+  // finds it empty and wakes us again.
   [[maybe_unused]] auto rc = ::read(wake_fd_.get(), &count, sizeof count);
-  // Reset before taking the queue: a producer that pushes after the swap
-  // sees false and wakes us again.
-  wake_pending_.store(false, std::memory_order_release);
+  // The waker is still inside write(): our wake-up preempted it on a shared
+  // CPU, and draining now would take one callback per pair of context
+  // switches. Let it finish its burst first, as libuv's loop does when it
+  // finds a uv_async_send half done (uv__async_spin). Only a hint: nothing
+  // depends on it for correctness.
+  if (waking_.load(std::memory_order_relaxed)) sched_yield();
   std::lock_guard lock(remote_mutex_);
   if (ready_.empty()) {
     ready_.swap(remote_);
@@ -295,6 +338,24 @@ void IOLoop::remove_handler(int fd) {
 TimeoutHandle IOLoop::call_at(TimePoint when, Callback cb) {
   assert_in_loop_thread();
   return timers_->add(when, std::move(cb));
+}
+
+TimeoutHandle IOLoop::call_later(Duration delay, Callback cb) {
+  assert_in_loop_thread();
+  return timers_->add(callback_time() + delay, std::move(cb));
+}
+
+TimePoint IOLoop::callback_time() noexcept {
+  // A clock read costs 20 ns on a VM, as much as the rest of arming a timer.
+  // Only the steady clock is cached: a test's virtual clock may be moved by
+  // the callback itself, and outside the loop there is no callback to bound
+  // the staleness.
+  if (clock_ || !running_) return time();
+  if (!callback_time_valid_) {
+    callback_time_ = SteadyClock::now();
+    callback_time_valid_ = true;
+  }
+  return callback_time_;
 }
 
 void IOLoop::remove_timeout(TimeoutHandle handle) noexcept {

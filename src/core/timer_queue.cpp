@@ -4,7 +4,7 @@
 
 namespace squall {
 
-TimeoutHandle TimerQueue::add(TimePoint when, Callback cb) {
+TimeoutHandle TimerQueue::add(TimePoint when, Callback&& cb) {
   std::uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -33,6 +33,14 @@ void TimerQueue::remove(TimeoutHandle handle) noexcept {
   // (remove or add timers).
   Callback dead = std::move(slots_[handle.slot].cb);
   free_slot(handle.slot);
+  // The common case, a timeout cancelled before any later timer was armed:
+  // its entry is still the heap's last leaf (a later deadline than all its
+  // ancestors does not sift up), and dropping the last leaf keeps the heap.
+  // Then nothing goes stale and no rebuild is ever needed.
+  if (heap_.back().slot == handle.slot && heap_.back().generation == handle.generation) {
+    heap_.pop_back();
+    return;
+  }
   maybe_rebuild();
 }
 

@@ -16,7 +16,7 @@ namespace squall {
 
 class TimerQueue {
  public:
-  TimeoutHandle add(TimePoint when, Callback cb);
+  TimeoutHandle add(TimePoint when, Callback&& cb);
   void remove(TimeoutHandle handle) noexcept;
 
   /// The earliest live deadline, if any.

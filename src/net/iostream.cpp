@@ -158,7 +158,10 @@ void BaseIOStream::close(std::exception_ptr error) {
   PendingRead read = std::move(read_);
   read_ = PendingRead{};
   std::string rest;
-  if (read.kind == ReadKind::kUntilClose) rest.assign(buffered());
+  if (read.kind == ReadKind::kUntilClose) {
+    rest.assign(buffered());
+    read_buffer_.begin = read_buffer_.end = 0;
+  }
   std::vector<WriteWaiter> waiters;
   for (std::size_t i = write_waiter_head_; i < write_waiters_.size(); ++i) waiters.push_back(std::move(write_waiters_[i]));
   write_waiters_.clear();
@@ -167,10 +170,9 @@ void BaseIOStream::close(std::exception_ptr error) {
   collect_pending(extra);
   write_chunks_.clear();
   write_head_ = write_offset_ = write_queued_ = 0;
-  if (read_buffer_.storage) {
-    give_buffer(std::move(read_buffer_.storage), read_buffer_.capacity);
-    read_buffer_ = ReadBuffer{};
-  }
+  // Unread input stays: reads after the close are still served from it
+  // (output of a process that exited before anyone read it).
+  release_buffer_if_empty();
   schedule_close_callback();
   std::exception_ptr cause = error_;
 
@@ -182,7 +184,7 @@ void BaseIOStream::close(std::exception_ptr error) {
   };
   if (read.text.valid()) {
     read.text.clear_cancel_handler();
-    if (read.kind == ReadKind::kUntilClose && !cause) {
+    if (read.kind == ReadKind::kUntilClose && (!cause || !rest.empty())) {
       read.text.set_result(std::move(rest));
     } else {
       fail(read.text);
@@ -297,7 +299,7 @@ void BaseIOStream::begin_read(ReadKind kind) {
 }
 
 Future<std::string> BaseIOStream::read_bytes(std::size_t n, bool partial) {
-  if (closed_) return closed_future<std::string>(error_);
+  if (closed_ && read_buffer_.size() == 0) return closed_future<std::string>(error_);
   begin_read(ReadKind::kBytes);
   read_.target = n;
   read_.partial = partial;
@@ -315,7 +317,7 @@ Future<std::string> BaseIOStream::read_bytes(std::size_t n, bool partial) {
 }
 
 Future<std::string> BaseIOStream::read_until(std::string delimiter, std::optional<std::size_t> max_bytes) {
-  if (closed_) return closed_future<std::string>(error_);
+  if (closed_ && read_buffer_.size() == 0) return closed_future<std::string>(error_);
   if (delimiter.empty()) throw std::invalid_argument("read_until: empty delimiter");
   begin_read(ReadKind::kUntil);
   read_.delimiter = std::move(delimiter);
@@ -329,7 +331,7 @@ Future<std::string> BaseIOStream::read_until(std::string delimiter, std::optiona
 }
 
 Future<std::string> BaseIOStream::read_until_regex(const std::string& pattern, std::optional<std::size_t> max_bytes) {
-  if (closed_) return closed_future<std::string>(error_);
+  if (closed_ && read_buffer_.size() == 0) return closed_future<std::string>(error_);
   std::unique_ptr<Regex, RegexDeleter> re(new Regex{std::regex(pattern)});  // throws std::regex_error on a bad pattern
   begin_read(ReadKind::kRegex);
   read_.regex = std::move(re);
@@ -343,8 +345,11 @@ Future<std::string> BaseIOStream::read_until_regex(const std::string& pattern, s
 
 Future<std::string> BaseIOStream::read_until_close() {
   if (closed_) {
-    if (error_) return closed_future<std::string>(error_);
-    return make_ready_future(std::string());
+    // Whatever arrived before the close is still the caller's.
+    std::string rest(buffered());
+    consume(rest.size());
+    if (rest.empty() && error_) return closed_future<std::string>(error_);
+    return make_ready_future(std::move(rest));
   }
   begin_read(ReadKind::kUntilClose);
   Future<std::string> f;
@@ -355,7 +360,7 @@ Future<std::string> BaseIOStream::read_until_close() {
 }
 
 Future<std::size_t> BaseIOStream::read_into(std::span<char> buffer, bool partial) {
-  if (closed_) return closed_future<std::size_t>(error_);
+  if (closed_ && read_buffer_.size() == 0) return closed_future<std::size_t>(error_);
   begin_read(ReadKind::kInto);
   read_.into = buffer;
   read_.into_filled = 0;
@@ -432,7 +437,7 @@ void BaseIOStream::ensure_space(std::size_t want) {
 }
 
 bool BaseIOStream::fill_buffer() {
-  if (!readable_ && !has_pending_input()) return false;
+  if (closed_ || (!readable_ && !has_pending_input())) return false;
   // Large reads (read_bytes of a big body) ask for their size at once.
   std::size_t want = kMinReadSpace;
   if (read_.kind == ReadKind::kBytes && read_.target > read_buffer_.size()) {
@@ -452,6 +457,9 @@ bool BaseIOStream::fill_buffer() {
       return false;
     case IOResult::kWouldBlock:
       readable_ = false;
+      // Nothing came: an idle connection waiting for its next request must
+      // not sit on a buffer (the pool keeps it warm for the next reader).
+      release_buffer_if_empty();
       return false;
     case IOResult::kError:
       close_with(r, "read");
@@ -501,7 +509,7 @@ std::size_t BaseIOStream::satisfied_by_buffer() {
 }
 
 void BaseIOStream::service_read() {
-  if (!io_ready()) return;  // resume_io() comes back here
+  if (!closed_ && !io_ready()) return;  // resume_io() comes back here
   DestroyGuard guard(this);
   for (;;) {
     if (read_.kind == ReadKind::kInto) {
@@ -515,6 +523,10 @@ void BaseIOStream::service_read() {
         if (read_buffer_.begin == read_buffer_.end) read_buffer_.begin = read_buffer_.end = 0;
       }
       bool done = read_.into_filled == read_.target || (read_.partial && read_.into_filled > 0);
+      if (!done && closed_) {
+        fail_read();
+        return;
+      }
       if (!done && !eof_ && !closed_ && read_buffer_.size() == 0 && (readable_ || has_pending_input())) {
         IOResult r = read_from_fd(read_.into.data() + read_.into_filled, read_.target - read_.into_filled);
         if (r.kind == IOResult::kBytes) {
@@ -569,7 +581,10 @@ void BaseIOStream::service_read() {
       f.set_result(std::move(value));  // last: may destroy the stream
       return;
     }
-    if (closed_) return;
+    if (closed_) {
+      fail_read();  // the buffer cannot satisfy it and no more will come
+      return;
+    }
     if (eof_) {
       close();  // read_until_close resolves with the rest; others fail
       return;
@@ -583,6 +598,23 @@ void BaseIOStream::service_read() {
       if (eof_) continue;  // let the pending read see what is left
       return;              // would block: wait for the next edge
     }
+  }
+}
+
+void BaseIOStream::fail_read() {
+  PendingRead read = std::move(read_);
+  read_ = PendingRead{};
+  release_buffer_if_empty();
+  auto error = std::make_exception_ptr(StreamClosedError(error_));
+  if (read.text.valid()) {
+    read.text.clear_cancel_handler();
+    read.text.set_exception(error);
+  } else if (read.count.valid()) {
+    read.count.clear_cancel_handler();
+    read.count.set_exception(error);
+  } else if (read.more.valid()) {
+    read.more.clear_cancel_handler();
+    read.more.set_exception(error);
   }
 }
 
@@ -665,7 +697,9 @@ void BaseIOStream::flush() {
       }
     }
     if (write_queued_ == 0) {
-      write_chunks_.clear();
+      // Give the capacity back too: thousands of idle connections should
+      // not each keep a vector sized for their busiest moment.
+      write_chunks_ = {};
       write_head_ = write_offset_ = 0;
     }
     bool resolved = false;
@@ -677,7 +711,7 @@ void BaseIOStream::flush() {
       resolved = true;
     }
     if (write_waiter_head_ == write_waiters_.size()) {
-      write_waiters_.clear();
+      write_waiters_ = {};
       write_waiter_head_ = 0;
     }
     if (closed_ || !resolved || write_queued_ == 0 || !writable_) break;

@@ -60,8 +60,10 @@ TEST_F(IOLoopTest, CallbacksAddedWhileCallbacksRunWaitForTheNextIteration) {
   EXPECT_EQ(log, (std::vector<std::string>{"a", "b", "c@1"}));
 }
 
-TEST_F(IOLoopTest, IOIsPolledBetweenCallbackGenerations) {
-  // A callback that keeps re-adding itself must not starve a ready fd.
+TEST_F(IOLoopTest, IOIsPolledAtLeastEverySixtyFourCallbacks) {
+  // A callback that keeps re-adding itself must not starve a ready fd: the
+  // loop may skip the non-blocking poll for up to 64 callbacks in a row
+  // (kCallbacksPerPoll in ioloop.cpp), never more.
   SocketPair pair;
   ASSERT_EQ(::write(pair.b.get(), "x", 1), 1);
   bool fd_seen = false;
@@ -78,7 +80,7 @@ TEST_F(IOLoopTest, IOIsPolledBetweenCallbackGenerations) {
   io_loop().start();
   io_loop().remove_handler(pair.a.get());
   EXPECT_TRUE(fd_seen);
-  EXPECT_LT(spins, 5);
+  EXPECT_LE(spins, 65);
 }
 
 TEST_F(IOLoopTest, ACallbackThatThrowsIsLoggedAndTheLoopGoesOn) {

@@ -229,6 +229,23 @@ STREAM_TEST(TheCloseCallbackRunsOnceOnTheLoop) {
   EXPECT_EQ(*calls, 1);
 }
 
+// Regression: a writer that hung up while no read was pending lost the
+// output it sent (a subprocess that exits before its output is read).
+STREAM_TEST(OutputSentBeforeAHangUpIsStillReadableAfterTheClose) {
+  co_await t.writer().write("line one\nline two");
+  t.writer().close();
+  for (int i = 0; i < 5 && !t.reader().closed(); ++i) co_await next_iteration();
+  EXPECT_EQ(co_await t.reader().read_until("\n"), "line one\n");
+  EXPECT_EQ(co_await t.reader().read_until_close(), "line two");
+  bool failed = false;
+  try {
+    co_await t.reader().read_bytes(1);
+  } catch (const StreamClosedError&) {
+    failed = true;
+  }
+  EXPECT_TRUE(failed);
+}
+
 STREAM_TEST(WritingToAClosedStreamFailsWithStreamClosedError) {
   t.writer().close();
   bool failed = false;

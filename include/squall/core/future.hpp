@@ -51,9 +51,15 @@ class FutureAwaiter {
   bool await_ready() const noexcept { return s_->done(); }
 
   template <class P>
-  void await_suspend(std::coroutine_handle<P> h) {
+  bool await_suspend(std::coroutine_handle<P> h) {
     if constexpr (std::is_base_of_v<PromiseBase, P>) {
       promise_ = &h.promise();
+      // Cancelled while it was running (asyncio's _must_cancel): the new
+      // wait is cancelled at once instead of running to completion.
+      if (promise_->cancel_pending()) {
+        s_->cancel();
+        if (s_->done()) return false;  // await_resume throws CancelledError
+      }
       promise_->set_awaiting(s_);
     }
     s_->add_waiter(h);
@@ -63,6 +69,7 @@ class FutureAwaiter {
       // touch nothing after this line.
       s_->release();
     }
+    return true;
   }
 
   decltype(auto) await_resume() {

@@ -113,7 +113,8 @@ class BaseIOStream {
   /// Up to and including the first match of `pattern` (ECMAScript syntax).
   Future<std::string> read_until_regex(const std::string& pattern,
                                        std::optional<std::size_t> max_bytes = std::nullopt);
-  /// Everything until the peer closes.
+  /// Everything until the peer closes. Reads on a closed stream are still
+  /// served from input that arrived before the close.
   Future<std::string> read_until_close();
   /// Fills `buffer` (which must outlive the read); with `partial`, resolves
   /// as soon as some bytes are in it. Resolves with the count.
@@ -251,6 +252,8 @@ class BaseIOStream {
   void ensure_space(std::size_t want);
   void release_buffer_if_empty() noexcept;
   void arm_cancel() noexcept;
+  /// Fails the pending read with StreamClosedError (resolves last).
+  void fail_read();
   Future<void> queue_write(Chunk chunk);
   void flush();
   void fail_pending(std::exception_ptr error);

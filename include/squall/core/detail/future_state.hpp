@@ -159,6 +159,11 @@ class FutureStateBase {
 template <class T>
 class FutureState final : public FutureStateBase {
  public:
+  // User-provided, so `new FutureState<T>()` does not zero the whole object
+  // before constructing it (value-initialisation of a class whose default
+  // constructor is implicit does): every member has its own initialiser.
+  FutureState() noexcept {}
+
   template <class... A>
   void set_result(A&&... a) {
     check_done_for_set();
@@ -182,6 +187,7 @@ class FutureState final : public FutureStateBase {
 template <>
 class FutureState<void> final : public FutureStateBase {
  public:
+  FutureState() noexcept {}  // see FutureState<T>()
   void set_result() {
     check_done_for_set();
     if (cancelled()) return;

@@ -46,6 +46,7 @@ class PromiseBase {
     if (awaiting_) awaiting_->cancel();
   }
   void set_awaiting(FutureStateBase* s) noexcept { awaiting_ = s; }
+  bool cancel_pending() const noexcept { return cancel_requested_; }
   /// Called by await_resume: throws CancelledError if cancellation was asked.
   void resumed() {
     awaiting_ = nullptr;
