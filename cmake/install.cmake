@@ -20,7 +20,7 @@ install(DIRECTORY include/squall DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 # `pkg-config --libs squall`, so they become requirements there; a shared
 # one needs them only for `pkg-config --static`.
 set(SQUALL_PC_PUBLIC "openssl")
-set(SQUALL_PC_PRIVATE "spdlog fmt libcares")
+set(SQUALL_PC_PRIVATE "spdlog fmt libcares zlib")
 get_target_property(_squall_type squall TYPE)
 if(_squall_type STREQUAL "SHARED_LIBRARY")
   set(SQUALL_SHARED ON)
