@@ -768,6 +768,11 @@ SQUALL_ASYNC_TEST(LockTest, FastPathsDoNotAllocate) {
   long counted = std::exchange(tls_allocations, -1);
   EXPECT_EQ(counted, 0);
   EXPECT_EQ(held, 100);
+  // The counter does see allocations: a wait that must wait makes a Future.
+  Semaphore empty(0);
+  tls_allocations = 0;
+  { auto waiting = empty.acquire(); }
+  EXPECT_GT(std::exchange(tls_allocations, -1), 0);
 }
 
 // --- WaiterList -------------------------------------------------------------------------

@@ -146,6 +146,10 @@ SQUALL_ASYNC_TEST(QueueBasicTest, PutAndGetWithoutWaitingDoNotAllocate) {
   long counted = std::exchange(tls_allocations, -1);
   EXPECT_EQ(counted, 0);
   EXPECT_EQ(sum, 3 * 4950);
+  // The counter does see allocations: a get that must wait makes a Future.
+  tls_allocations = 0;
+  { auto waiting = q.get(); }
+  EXPECT_GT(std::exchange(tls_allocations, -1), 0);
 }
 
 // --- get ------------------------------------------------------------------------------
