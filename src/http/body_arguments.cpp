@@ -108,7 +108,9 @@ void MultipartParser::begin_part(std::string_view header_block) {
   if (auto it = parsed.params.find("name"); it != parsed.params.end()) part.name = std::move(it->second);
   if (part.name.empty()) fail("part without a name");
   if (auto it = parsed.params.find("filename"); it != parsed.params.end()) part.filename = std::move(it->second);
-  part.content_type = part.headers.get("Content-Type", "application/unknown");
+  // An empty Content-Type says no more than a missing one.
+  part.content_type = part.headers.get("Content-Type", "");
+  if (part.content_type.empty()) part.content_type = "application/unknown";
   delegate_.part_begin(part);
 }
 
@@ -144,8 +146,8 @@ std::size_t MultipartParser::process(std::string_view data) {
         break;
       }
       case State::kBoundaryTail: {
-        // After "--boundary": "--" closes the body; else transport padding
-        // (RFC 2046 section 5.1.1: LWSP) and CRLF open a part.
+        // Right after "--boundary": "--" closes the body, anything else
+        // must be transport padding and CRLF (RFC 2046 section 5.1.1).
         if (rest.empty()) return pos;
         if (rest[0] == '-') {
           if (rest.size() < 2) return pos;
@@ -154,6 +156,10 @@ std::size_t MultipartParser::process(std::string_view data) {
           state_ = State::kEpilogue;
           break;
         }
+        state_ = State::kBoundaryPadding;
+        break;
+      }
+      case State::kBoundaryPadding: {
         std::size_t i = 0;
         while (i < rest.size() && (rest[i] == ' ' || rest[i] == '\t')) ++i;
         pos += i;  // padding is dropped as it arrives

@@ -142,11 +142,13 @@ ParseResult parse_request_head(std::string_view input, RequestStartLine& line, H
   std::size_t scanned = 0;
   std::size_t end = find_head_end(input, scanned);
   std::size_t start = skip_leading_empty_lines(input);
+  // Leading empty lines count too: a flood of CRLFs must not grow the
+  // connection's buffer without bound.
   if (end == npos) {
-    if (input.size() - start > limits.max_header_size) return ParseResult::fail(431, "request header section too large");
+    if (input.size() > limits.max_header_size) return ParseResult::fail(431, "request header section too large");
     return ParseResult::partial();
   }
-  if (end - start > limits.max_header_size) return ParseResult::fail(431, "request header section too large");
+  if (end > limits.max_header_size) return ParseResult::fail(431, "request header section too large");
   std::string_view head = input.substr(0, end);
 
   std::size_t pos = start;
@@ -185,11 +187,13 @@ ParseResult parse_response_head(std::string_view input, ResponseStartLine& line,
   std::size_t scanned = 0;
   std::size_t end = find_head_end(input, scanned);
   std::size_t start = skip_leading_empty_lines(input);
+  // Leading empty lines count too: a flood of CRLFs must not grow the
+  // connection's buffer without bound.
   if (end == npos) {
-    if (input.size() - start > limits.max_header_size) return ParseResult::fail(431, "response header section too large");
+    if (input.size() > limits.max_header_size) return ParseResult::fail(431, "response header section too large");
     return ParseResult::partial();
   }
-  if (end - start > limits.max_header_size) return ParseResult::fail(431, "response header section too large");
+  if (end > limits.max_header_size) return ParseResult::fail(431, "response header section too large");
   std::string_view head = input.substr(0, end);
   std::size_t pos = start;
   std::string_view status_line;
@@ -265,10 +269,10 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view input) {
     switch (state_) {
       case State::kSize: {
         std::size_t eol = rest.find('\n');
-        if (eol == npos) {
-          if (rest.size() > kMaxChunkLine) return fail(400, "chunk size line too long");
-          goto out_of_input;
-        }
+        // Checked whole or in pieces alike, so the outcome never depends on
+        // how the line was split.
+        if ((eol == npos ? rest.size() : eol) > kMaxChunkLine) return fail(400, "chunk size line too long");
+        if (eol == npos) goto out_of_input;
         std::string_view l = rest.substr(0, eol);
         if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
         std::size_t i = 0;

@@ -31,6 +31,9 @@ namespace {
 /// there). Each attempt asks the OS for a fresh port.
 constexpr int kPortZeroAttempts = 8;
 
+/// At most one "closing new connections unserved" warning per this long.
+constexpr Duration kShedWarningInterval = std::chrono::seconds(1);
+
 [[noreturn]] void throw_errno(int err, const std::string& what) {
   throw std::system_error(err, std::system_category(), what);
 }
@@ -206,6 +209,8 @@ struct AcceptHandler::State : std::enable_shared_from_this<AcceptHandler::State>
   /// level-triggered listener that cannot accept would wake the loop forever).
   UniqueFd spare;
   TimeoutHandle retry_timer;
+  /// When shed_one last warned: a flood of connections must not flood the log.
+  std::optional<TimePoint> last_shed_warning;
   bool registered = false;
   bool active = true;
 
@@ -245,7 +250,7 @@ struct AcceptHandler::State : std::enable_shared_from_this<AcceptHandler::State>
   /// no memory) is not one the next wake-up will have fixed.
   void pause(int err) {
     log::general().warn("accept on fd {} failed: {}; pausing for {} ms", fd, std::strerror(err),
-                           std::chrono::duration_cast<std::chrono::milliseconds>(options.retry_delay).count());
+                        std::chrono::duration_cast<std::chrono::milliseconds>(options.retry_delay).count());
     unregister_handler();
     std::weak_ptr<State> weak = weak_from_this();
     retry_timer = loop->call_later(options.retry_delay, [weak] {
@@ -258,7 +263,7 @@ struct AcceptHandler::State : std::enable_shared_from_this<AcceptHandler::State>
 
   /// Out of descriptors: frees the spare to accept the oldest waiting
   /// connection and close it at once. False if that was not possible.
-  bool shed_one(int err, bool& warned) {
+  bool shed_one(int err) {
     reopen_spare();  // lost earlier if the last reopen found no free slot
     if (!spare) return false;
     spare.reset();
@@ -269,8 +274,9 @@ struct AcceptHandler::State : std::enable_shared_from_this<AcceptHandler::State>
     bool shed = static_cast<bool>(doomed);
     doomed.reset();  // the peer sees its connection closed, not a hang
     reopen_spare();
-    if (!warned) {
-      warned = true;
+    TimePoint now = loop->time();
+    if (!last_shed_warning || now - *last_shed_warning >= kShedWarningInterval) {
+      last_shed_warning = now;
       log::general().warn("accept on fd {} failed: {}; closing new connections unserved until descriptors free up", fd,
                           std::strerror(err));
     }
@@ -281,7 +287,6 @@ struct AcceptHandler::State : std::enable_shared_from_this<AcceptHandler::State>
   void on_readable() {
     // Keeps the state alive if the callback destroys the AcceptHandler.
     auto keep = shared_from_this();
-    bool warned = false;
     for (std::size_t n = 0; n < options.max_accepts_per_wakeup && active; ++n) {
       sockaddr_storage ss{};
       socklen_t len = sizeof ss;
@@ -312,7 +317,7 @@ struct AcceptHandler::State : std::enable_shared_from_this<AcceptHandler::State>
             continue;
           case EMFILE:
           case ENFILE:
-            if (shed_one(err, warned)) continue;
+            if (shed_one(err)) continue;
             pause(err);
             return;
           default:

@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 
 #include <cstring>
-#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -87,10 +86,11 @@ class Connector : public std::enable_shared_from_this<Connector> {
     int port = 0;                       // or to the wildcard with this port
   };
 
+  /// `started_at`: when connect() was called (for the timeout's message).
   Connector(IOLoop& loop, std::string target, std::vector<ResolvedAddress> addresses, Source source,
-            Duration secondary_delay, TimePoint deadline)
+            Duration secondary_delay, TimePoint started_at, TimePoint deadline)
       : loop_(&loop), target_(std::move(target)), source_(std::move(source)), secondary_delay_(secondary_delay),
-        deadline_(deadline), started_at_(loop.time()) {
+        deadline_(deadline), started_at_(started_at) {
     attempts_.reserve(addresses.size());
     for (auto& a : addresses) {
       Attempt attempt;
@@ -326,7 +326,7 @@ namespace {
 /// the TCPClient and the caller's options are gone.
 Future<std::unique_ptr<IOStream>> connect_to(std::shared_ptr<Resolver> resolver, std::string host, int port,
                                              int family, Connector::Source source, ConnectOptions options,
-                                             TimePoint deadline) {
+                                             TimePoint started_at, TimePoint deadline) {
   IOLoop& loop = IOLoop::current();
   const std::string target = target_text(host, port);
   std::vector<ResolvedAddress> addresses;
@@ -350,7 +350,7 @@ Future<std::unique_ptr<IOStream>> connect_to(std::shared_ptr<Resolver> resolver,
   }
 
   auto connector = std::make_shared<Connector>(loop, target, std::move(addresses), std::move(source),
-                                               options.secondary_delay, deadline);
+                                               options.secondary_delay, started_at, deadline);
   UniqueFd fd = co_await connector->start();
   co_return std::make_unique<IOStream>(std::move(fd), options.stream);
 }
@@ -359,22 +359,27 @@ Future<std::unique_ptr<IOStream>> connect_to(std::shared_ptr<Resolver> resolver,
 
 Future<std::unique_ptr<IOStream>> TCPClient::connect(std::string host, int port, ConnectOptions options) {
   // Not a coroutine: everything borrowed (this client, options.source_ip's
-  // text) is read now, before connect() returns.
-  IOLoop& loop = IOLoop::current();
-  const TimePoint deadline = options.timeout ? loop.time() + *options.timeout : TimePoint::max();
-  Connector::Source source;
-  int family = options.family;
-  if (!options.source_ip.empty()) {
-    source.ip = ResolvedAddress::try_from_ip(std::string(options.source_ip), options.source_port);
-    if (!source.ip) {
-      return make_exception_future<std::unique_ptr<IOStream>>(std::make_exception_ptr(
-          std::invalid_argument("source_ip is not a numeric IP address: " + std::string(options.source_ip))));
+  // text) is read now, before connect() returns. Errors still arrive
+  // through the Future, as they would from a coroutine.
+  try {
+    IOLoop& loop = IOLoop::current();
+    const TimePoint now = loop.time();
+    const TimePoint deadline = options.timeout ? now + *options.timeout : TimePoint::max();
+    Connector::Source source;
+    int family = options.family;
+    if (!options.source_ip.empty()) {
+      source.ip = ResolvedAddress::try_from_ip(std::string(options.source_ip), options.source_port);
+      if (!source.ip) {
+        throw std::invalid_argument("source_ip is not a numeric IP address: " + std::string(options.source_ip));
+      }
+      if (family == AF_UNSPEC) family = source.ip->family;
     }
-    if (family == AF_UNSPEC) family = source.ip->family;
+    source.port = options.source_port;
+    options.source_ip = {};  // the coroutine must not look at the caller's text
+    return connect_to(resolver_, std::move(host), port, family, std::move(source), options, now, deadline);
+  } catch (...) {
+    return make_exception_future<std::unique_ptr<IOStream>>(std::current_exception());
   }
-  source.port = options.source_port;
-  options.source_ip = {};  // the coroutine must not look at the caller's text
-  return connect_to(resolver_, std::move(host), port, family, std::move(source), options, deadline);
 }
 
 }  // namespace squall::net

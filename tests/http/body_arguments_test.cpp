@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/exact_input.hpp"
+
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -13,15 +15,7 @@
 namespace squall::http {
 namespace {
 
-/// A heap copy of `text` with nothing after it: an overread trips ASan.
-struct Exact {
-  explicit Exact(std::string_view text) : data(std::make_unique<char[]>(text.size() + 1)), size(text.size()) {
-    std::memcpy(data.get() + 1, text.data(), text.size());
-  }
-  std::string_view view() const { return {data.get() + 1, size}; }
-  std::unique_ptr<char[]> data;
-  std::size_t size;
-};
+using testing::Exact;
 
 struct Parsed {
   QueryArguments arguments;
@@ -106,6 +100,36 @@ TEST(MultipartTest, AnEmptyFilenameMakesAnArgument) {
   Parsed p = multipart(body);
   EXPECT_EQ(p.arguments["f"], (std::vector<std::string>{"x"}));
   EXPECT_TRUE(p.files.empty());
+}
+
+// Found by fuzz/multipart: a part whose Content-Type field is empty gave a
+// file with an empty content type; it now gets the default, as a missing one.
+TEST(MultipartTest, AnEmptyPartContentTypeMeansTheDefault) {
+  std::string body =
+      "--b\r\nContent-Disposition: form-data; name=\"f\"; filename*=UTF-8''%e2%82%ac\r\nContent-Type:  \r\n\r\n"
+      "x\r\n--b--";
+  Parsed p = multipart(body, "b");
+  ASSERT_EQ(p.files["f"].size(), 1u);
+  EXPECT_EQ(p.files["f"][0].filename, "\xe2\x82\xac");
+  EXPECT_EQ(p.files["f"][0].content_type, "application/unknown");
+}
+
+// Found by fuzz/multipart: "--b\t--b" split after the tab was read as
+// padding followed by a close delimiter, though whole it is an error.
+TEST(MultipartParserTest, ADashAfterPaddingIsAnErrorHoweverTheBytesArrive) {
+  std::string body = "-tio\r\n@b\r\n-tio\r\n--b\t--b\t\t\t";
+  for (std::size_t i = 0; i <= body.size(); ++i) {
+    Recorder r;
+    MultipartParser parser("b", r);
+    EXPECT_THROW(
+        {
+          parser.feed(Exact(std::string_view(body).substr(0, i)).view());
+          parser.feed(Exact(std::string_view(body).substr(i)).view());
+          parser.finish();
+        },
+        HTTPInputError)
+        << "split at " << i;
+  }
 }
 
 TEST(MultipartTest, MalformedBodiesAre400) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/exact_input.hpp"
+
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -14,15 +16,7 @@ namespace {
 
 using namespace std::chrono;
 
-/// A heap copy of `text` with nothing after it: an overread trips ASan.
-struct Exact {
-  explicit Exact(std::string_view text) : data(std::make_unique<char[]>(text.size() + 1)), size(text.size()) {
-    std::memcpy(data.get() + 1, text.data(), text.size());
-  }
-  std::string_view view() const { return {data.get() + 1, size}; }
-  std::unique_ptr<char[]> data;
-  std::size_t size;
-};
+using testing::Exact;
 
 std::optional<system_clock::time_point> date(std::string_view s) { return parse_http_date(Exact(s).view()); }
 ContentType ctype(std::string_view s) { return parse_content_type(Exact(s).view()); }

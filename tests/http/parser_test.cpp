@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/exact_input.hpp"
+
 #include <cstring>
 #include <memory>
 #include <string>
@@ -13,15 +15,7 @@
 namespace squall::http {
 namespace {
 
-/// A heap copy of `text` with nothing after it: an overread trips ASan.
-struct Exact {
-  explicit Exact(std::string_view text) : data(std::make_unique<char[]>(text.size() + 1)), size(text.size()) {
-    std::memcpy(data.get() + 1, text.data(), text.size());
-  }
-  std::string_view view() const { return {data.get() + 1, size}; }
-  std::unique_ptr<char[]> data;
-  std::size_t size;
-};
+using testing::Exact;
 
 struct Parsed {
   ParseResult result;
@@ -126,6 +120,12 @@ TEST(RequestParserTest, ThousandsOfRepeatedHeadersParseInLinearTime) {
   EXPECT_EQ(p.headers.count("x"), 5000u);
 }
 
+TEST(RequestParserTest, AFloodOfLeadingEmptyLinesIs431) {
+  std::string flood;
+  for (int i = 0; i < 500'000; ++i) flood += "\r\n";
+  EXPECT_EQ(status_of(flood), 431);
+}
+
 TEST(RequestParserTest, FindHeadEndResumesWhereItStopped) {
   std::string head = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
   std::size_t scanned = 0;
@@ -227,6 +227,14 @@ TEST(ChunkedDecoderTest, MalformedFramingIsAnError) {
   EXPECT_EQ(decode("zz\r\n", 100), "ERROR");
   EXPECT_EQ(decode("fffffffffffffffffffff\r\n", 100), "ERROR");
   EXPECT_EQ(decode("5\r\nhello\r\n0\r\nBad trailer\r\n\r\n", 100), "ERROR");
+}
+
+// Regression (found by fuzz/http_request_parser): a long extension line was
+// accepted whole but rejected in pieces.
+TEST(ChunkedDecoderTest, AnOverlongSizeLineIsRejectedHoweverItArrives) {
+  std::string wire = "1;" + std::string(5000, 'a') + "\r\nx\r\n0\r\n\r\n";
+  EXPECT_EQ(decode(wire, wire.size()), "ERROR");
+  EXPECT_EQ(decode(wire, 100), "ERROR");
 }
 
 TEST(ChunkedDecoderTest, UppercaseAndLowercaseHexAreAccepted) {

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/exact_input.hpp"
+
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -15,15 +17,7 @@
 namespace squall::http {
 namespace {
 
-/// A heap copy of `text` with nothing after it: an overread trips ASan.
-struct Exact {
-  explicit Exact(std::string_view text) : data(std::make_unique<char[]>(text.size() + 1)), size(text.size()) {
-    std::memcpy(data.get() + 1, text.data(), text.size());
-  }
-  std::string_view view() const { return {data.get() + 1, size}; }
-  std::unique_ptr<char[]> data;
-  std::size_t size;
-};
+using testing::Exact;
 
 std::string unescape(std::string_view s, bool plus = true) { return url_unescape(Exact(s).view(), plus); }
 QueryArguments qs(std::string_view s, bool keep = false) { return parse_qs(Exact(s).view(), keep); }

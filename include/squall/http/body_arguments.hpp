@@ -18,7 +18,7 @@ namespace squall::http {
 /// An uploaded file of a multipart/form-data body.
 struct HTTPFile {
   std::string filename{};
-  std::string content_type{};  // "application/unknown" when the part names none
+  std::string content_type{};  // "application/unknown" when the part names none (or an empty one)
   std::string body{};
 };
 
@@ -52,7 +52,7 @@ struct MultipartPart {
   HTTPHeaders headers{};
   std::string name{};          // Content-Disposition's name, never empty
   std::string filename{};      // Content-Disposition's filename, empty for a plain field
-  std::string content_type{};  // the part's Content-Type, "application/unknown" if absent
+  std::string content_type{};  // the part's Content-Type, "application/unknown" if absent or empty
   bool is_file() const noexcept { return !filename.empty(); }
 };
 
@@ -76,9 +76,10 @@ class MultipartDelegate {
 /// fed: the boundary is searched once per byte, never rescanned from the
 /// start of a part.
 ///
-/// States: kPreamble (before the first boundary), kBoundaryTail (after a
-/// boundary: "--" ends the body, else padding and CRLF), kHeaders,
-/// kBody, kEpilogue (after the final boundary, ignored), kFailed.
+/// States: kPreamble (before the first boundary), kBoundaryTail (just
+/// after a boundary: "--" ends the body), kBoundaryPadding (spaces and tabs,
+/// then CRLF), kHeaders, kBody, kEpilogue (after the final boundary,
+/// ignored), kFailed.
 class MultipartParser {
  public:
   /// `delegate` must outlive the parser. Throws HTTPInputError(400) if
@@ -97,7 +98,7 @@ class MultipartParser {
   bool done() const noexcept { return state_ == State::kEpilogue; }
 
  private:
-  enum class State : unsigned char { kPreamble, kBoundaryTail, kHeaders, kBody, kEpilogue, kFailed };
+  enum class State : unsigned char { kPreamble, kBoundaryTail, kBoundaryPadding, kHeaders, kBody, kEpilogue, kFailed };
   std::size_t process(std::string_view data);
   std::size_t find_delimiter(std::string_view data) const noexcept;
   [[noreturn]] void fail(const char* why);

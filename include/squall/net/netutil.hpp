@@ -114,18 +114,18 @@ class AcceptHandler {
 /// Running out of descriptors does not make the loop spin: on EMFILE/ENFILE
 /// the handler closes a spare descriptor it keeps for the purpose, accepts
 /// the waiting connection and closes it at once (the peer sees a close, not
-/// a hang), reopens the spare, and logs a warning (squall.general). Should
-/// that not be possible either, it stops accepting for options.retry_delay.
+/// a hang), reopens the spare, and logs a warning (squall.general, at most
+/// once a second). Should that not be possible either, it stops accepting
+/// for options.retry_delay.
 ///
 /// The callback may remove the handler, or destroy its owner; an exception
 /// escaping it is logged (squall.application) and accepting goes on.
 [[nodiscard]] AcceptHandler add_accept_handler(int listening_fd, AcceptCallback callback, AcceptOptions options = {});
 
-/// Builds the stream for a connected socket, accepted (TCPServer) or
-/// connected (TCPClient). The default makes a plain IOStream; TLS plugs in
-/// here, with a factory that wraps the socket in an SSLIOStream (an
-/// IOStream). Called on the loop thread; may throw to refuse the connection
-/// (the socket is then closed).
+/// Builds the stream for an accepted socket (TCPServerOptions::make_stream).
+/// The default makes a plain IOStream; TLS plugs in here, with a factory that
+/// wraps the socket in an SSLIOStream (an IOStream). Called on the loop
+/// thread; may throw to refuse the connection (the socket is then closed).
 using StreamFactory = std::function<std::unique_ptr<IOStream>(UniqueFd connection, const StreamOptions& options)>;
 
 /// True if `text` is an IPv4 or IPv6 address in numeric form (Tornado's

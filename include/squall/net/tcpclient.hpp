@@ -20,7 +20,6 @@
 #include "squall/core/errors.hpp"
 #include "squall/core/future.hpp"
 #include "squall/net/iostream.hpp"
-#include "squall/net/netutil.hpp"
 #include "squall/net/resolver.hpp"
 
 namespace squall::net {
