@@ -136,22 +136,31 @@ std::size_t find_head_end(std::string_view input, std::size_t& scanned) noexcept
   return npos;
 }
 
+namespace {
+
+/// Finds a complete head: `end` just past its empty line, `start` at its
+/// first line. Leading empty lines count against the limit too, so a flood
+/// of CRLFs cannot grow a connection's buffer without bound.
+ParseResult locate_head(std::string_view input, const ParserLimits& limits, std::size_t& end, std::size_t& start) {
+  std::size_t scanned = 0;
+  end = find_head_end(input, scanned);
+  start = skip_leading_empty_lines(input);
+  if (end == npos) {
+    if (input.size() > limits.max_header_size) return ParseResult::fail(431, "header section too large");
+    return ParseResult::partial();
+  }
+  if (end > limits.max_header_size) return ParseResult::fail(431, "header section too large");
+  return ParseResult::complete(end);
+}
+
+}  // namespace
+
 ParseResult parse_request_head(std::string_view input, RequestStartLine& line, HTTPHeaders& headers,
                                const ParserLimits& limits) {
   headers.clear();
-  std::size_t scanned = 0;
-  std::size_t end = find_head_end(input, scanned);
-  std::size_t start = skip_leading_empty_lines(input);
-  // Leading empty lines count too: a flood of CRLFs must not grow the
-  // connection's buffer without bound.
-  if (end == npos) {
-    if (input.size() > limits.max_header_size) return ParseResult::fail(431, "request header section too large");
-    return ParseResult::partial();
-  }
-  if (end > limits.max_header_size) return ParseResult::fail(431, "request header section too large");
+  std::size_t end = 0, pos = 0;
+  if (ParseResult r = locate_head(input, limits, end, pos); r.status != ParseStatus::kComplete) return r;
   std::string_view head = input.substr(0, end);
-
-  std::size_t pos = start;
   std::string_view request_line;
   if (!next_line(head, pos, request_line)) return ParseResult::fail(400, "bare CR in the request line");
   // method SP request-target SP HTTP-version (RFC 9112 section 3)
@@ -184,18 +193,9 @@ ParseResult parse_request_head(std::string_view input, RequestStartLine& line, H
 ParseResult parse_response_head(std::string_view input, ResponseStartLine& line, HTTPHeaders& headers,
                                 const ParserLimits& limits) {
   headers.clear();
-  std::size_t scanned = 0;
-  std::size_t end = find_head_end(input, scanned);
-  std::size_t start = skip_leading_empty_lines(input);
-  // Leading empty lines count too: a flood of CRLFs must not grow the
-  // connection's buffer without bound.
-  if (end == npos) {
-    if (input.size() > limits.max_header_size) return ParseResult::fail(431, "response header section too large");
-    return ParseResult::partial();
-  }
-  if (end > limits.max_header_size) return ParseResult::fail(431, "response header section too large");
+  std::size_t end = 0, pos = 0;
+  if (ParseResult r = locate_head(input, limits, end, pos); r.status != ParseStatus::kComplete) return r;
   std::string_view head = input.substr(0, end);
-  std::size_t pos = start;
   std::string_view status_line;
   if (!next_line(head, pos, status_line)) return ParseResult::fail(400, "bare CR in the status line");
   // HTTP-version SP status-code SP [reason-phrase] (RFC 9112 section 4)
