@@ -12,28 +12,12 @@
 #include <vector>
 
 #include "squall/core/gen.hpp"  // sleep(), for the guide's examples only
+#include "../support/after.hpp"
 #include "squall/testing.hpp"
 
 using namespace std::chrono_literals;
 
-// Counts this thread's allocations while a test asks (-1: not counting), to
-// prove the fast paths allocate nothing. Replacing the global operator new is
-// the one way to see every allocation, the library's included.
-namespace {
-constinit thread_local long tls_allocations = -1;
-}
-// GCC inlines these and then mistakes free() for a mismatch with new; they
-// are a malloc/free pair.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t n) {
-  if (tls_allocations >= 0) ++tls_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+#include "../support/counting_new.hpp"
 
 namespace squall {
 namespace {
@@ -50,16 +34,9 @@ class SemaphoreTest : public LocksTest {};
 class LockTest : public LocksTest {};
 class WaiterListTest : public LocksTest {};
 
-// Resolves after `d` of loop time. The tests use this rather than gen.hpp's
-// sleep(), so they rest on the core loop alone; only the guide's examples at
-// the end use gen.hpp.
-Future<void> after(Duration d) {
-  Future<void> f;
-  IOLoop::current().call_later(d, [f]() mutable {
-    if (!f.done()) f.set_result();
-  });
-  return f;
-}
+// The tests wait with after() rather than gen.hpp's sleep(), so they rest
+// on the core loop alone; only the guide's examples at the end use gen.hpp.
+using testing::after;
 
 // Counts live instances, to prove coroutine frames are freed.
 struct Counted {
