@@ -52,6 +52,7 @@
 //                     hand-over (Futures resolve once), made by the side that
 //                     waits; asio's channels are reused, which is their API.
 
+#include "producer_thread.hpp"
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -98,45 +99,7 @@ void run_coroutine(IOLoop& loop, Start start) {
   if (std::exception_ptr e = done.exception()) std::rethrow_exception(e);
 }
 
-// Runs `post_batch` on its own thread once per request(), so that starting
-// and joining the thread stay outside the timed loop. The destructor stops
-// and joins the thread; no batch is posted after that. (The same helper as in
-// peers/uv_core.cpp and peers/asio_core.cpp: each side stands alone.)
-class ProducerThread {
- public:
-  explicit ProducerThread(std::function<void()> post_batch)
-      : post_batch_(std::move(post_batch)), thread_([this] { run(); }) {}
-  ~ProducerThread() {
-    stop_.store(true);
-    requested_.fetch_add(1);
-    requested_.notify_one();
-    thread_.join();
-  }
-  ProducerThread(const ProducerThread&) = delete;
-  ProducerThread& operator=(const ProducerThread&) = delete;
-
-  // Asks for one more batch; returns at once.
-  void request() {
-    requested_.fetch_add(1);
-    requested_.notify_one();
-  }
-
- private:
-  void run() {
-    std::uint64_t served = 0;
-    for (;;) {
-      requested_.wait(served);  // until a request() or the destructor
-      if (stop_.load()) return;
-      ++served;
-      post_batch_();
-    }
-  }
-
-  std::function<void()> post_batch_;
-  std::atomic<std::uint64_t> requested_{0};
-  std::atomic<bool> stop_{false};
-  std::thread thread_;  // last: starts after the members it reads
-};
+using bench::ProducerThread;
 
 void report_batches(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);

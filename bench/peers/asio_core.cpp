@@ -32,6 +32,7 @@
 //                     experimental::channel is unlocked (null_mutex), like a
 //                     loop-thread future.
 
+#include "../producer_thread.hpp"
 #include <benchmark/benchmark.h>
 
 #include <boost/asio/awaitable.hpp>
@@ -86,45 +87,7 @@ void rethrow_if_failed(std::exception_ptr e) {
   if (e) std::rethrow_exception(e);
 }
 
-// Runs `post_batch` on its own thread once per request(), so that starting
-// and joining the thread stay outside the timed loop. The destructor stops
-// and joins the thread; no batch is posted after that. (The same helper as in
-// uv_core.cpp: each peer file stands alone.)
-class ProducerThread {
- public:
-  explicit ProducerThread(std::function<void()> post_batch)
-      : post_batch_(std::move(post_batch)), thread_([this] { run(); }) {}
-  ~ProducerThread() {
-    stop_.store(true);
-    requested_.fetch_add(1);
-    requested_.notify_one();
-    thread_.join();
-  }
-  ProducerThread(const ProducerThread&) = delete;
-  ProducerThread& operator=(const ProducerThread&) = delete;
-
-  // Asks for one more batch; returns at once.
-  void request() {
-    requested_.fetch_add(1);
-    requested_.notify_one();
-  }
-
- private:
-  void run() {
-    std::uint64_t served = 0;
-    for (;;) {
-      requested_.wait(served);  // until a request() or the destructor
-      if (stop_.load()) return;
-      ++served;
-      post_batch_();
-    }
-  }
-
-  std::function<void()> post_batch_;
-  std::atomic<std::uint64_t> requested_{0};
-  std::atomic<bool> stop_{false};
-  std::thread thread_;  // last: starts after the members it reads
-};
+using bench::ProducerThread;
 
 void report_batches(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
