@@ -35,7 +35,7 @@
 // pool and goes back when the stream is idle), Asio with a coroutine per
 // connection owning a 64 KiB buffer (async_read_some + async_write).
 //
-// Usage: net_echo [--duration S] [--rounds N] [--idle N] [--no-rss]
+// Usage: net_echo [--duration S] [--rounds N] [--idle N] [--no-rss | --rss-only]
 //        net_echo --serve squall|asio     (a server alone, for perf: prints
 //                                          its port, stops at EOF on stdin)
 //        net_echo --connect PORT [--case NAME]  (the client cases, or one
@@ -489,6 +489,7 @@ struct Options {
   int rounds = 3;
   int idle = 10000;
   bool rss = true;
+  bool rss_only = false;  // skip the throughput cases
   std::optional<System> serve_only;
   int connect_port = 0;
   std::string only_case;  // --connect: run just this case
@@ -496,7 +497,7 @@ struct Options {
 
 [[noreturn]] void usage() {
   std::fprintf(stderr,
-               "usage: net_echo [--duration S] [--rounds N] [--idle N] [--no-rss]\n"
+               "usage: net_echo [--duration S] [--rounds N] [--idle N] [--no-rss | --rss-only]\n"
                "       net_echo --serve squall|asio\n"
                "       net_echo --connect PORT [--duration S] [--case pingpong_1|pingpong_64|bulk_echo]\n");
   std::exit(2);
@@ -518,6 +519,8 @@ Options parse(int argc, char** argv) {
       o.idle = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--no-rss") {
       o.rss = false;
+    } else if (a == "--rss-only") {
+      o.rss_only = true;
     } else if (a == "--serve") {
       std::string s = value();
       if (s == "squall") o.serve_only = System::kSquall;
@@ -532,7 +535,7 @@ Options parse(int argc, char** argv) {
       usage();
     }
   }
-  if (o.duration <= 0) usage();
+  if (o.duration <= 0 || (o.rss_only && !o.rss)) usage();
   return o;
 }
 
@@ -608,10 +611,14 @@ int main(int argc, char** argv) {
   }
 
   std::string load_before = load_average();
-  std::fprintf(stderr, "net_echo: %d round(s) of 3 cases x 2 servers, %.1f s each%s...\n", opt.rounds, opt.duration,
-               opt.rss ? ", then idle_rss" : "");
+  if (opt.rss_only) {
+    std::fprintf(stderr, "net_echo: idle_rss only, %d connections per server...\n", opt.idle);
+  } else {
+    std::fprintf(stderr, "net_echo: %d round(s) of 3 cases x 2 servers, %.1f s each%s...\n", opt.rounds, opt.duration,
+                 opt.rss ? ", then idle_rss" : "");
+  }
   CaseResult p1, p64, bulk, p1_cpu, p64_cpu, bulk_cpu;
-  for (int round = 0; round < opt.rounds; ++round) {
+  for (int round = 0; round < (opt.rss_only ? 0 : opt.rounds); ++round) {
     // Alternate which system goes first, so drifting load hits both alike.
     System order[2] = {System::kSquall, System::kAsio};
     if (round % 2) std::swap(order[0], order[1]);
@@ -647,8 +654,6 @@ int main(int argc, char** argv) {
   }
   std::string load_after = load_average();
 
-  std::printf("| case                        |       squall |         asio | squall/asio | target  | met? |\n");
-  std::printf("|-----------------------------|--------------|--------------|-------------|---------|------|\n");
   std::vector<std::string> noisy;
   auto row = [&](const char* name, const CaseResult& c, const char* format, bool higher_is_better) {
     double s = median(c.squall), a = median(c.asio);
@@ -659,14 +664,18 @@ int main(int argc, char** argv) {
     if (spread(c.squall) > 0.10) noisy.push_back(std::string(name) + " squall " + fmt(spread(c.squall) * 100, "%.0f%%"));
     if (spread(c.asio) > 0.10) noisy.push_back(std::string(name) + " asio " + fmt(spread(c.asio) * 100, "%.0f%%"));
   };
-  row("pingpong_1 (round trips/s)", p1, "%.0f", true);
-  row("pingpong_64 (round trips/s)", p64, "%.0f", true);
-  row("bulk_echo (GB/s)", bulk, "%.3f", true);
-  std::printf("\n| server CPU per operation    |       squall |         asio | squall/asio | target  | met? |\n");
-  std::printf("|-----------------------------|--------------|--------------|-------------|---------|------|\n");
-  row("pingpong_1 (ns/round trip)", p1_cpu, "%.0f", false);
-  row("pingpong_64 (ns/round trip)", p64_cpu, "%.0f", false);
-  row("bulk_echo (ns/KiB)", bulk_cpu, "%.0f", false);
+  if (!opt.rss_only) {
+    std::printf("| case                        |       squall |         asio | squall/asio | target  | met? |\n");
+    std::printf("|-----------------------------|--------------|--------------|-------------|---------|------|\n");
+    row("pingpong_1 (round trips/s)", p1, "%.0f", true);
+    row("pingpong_64 (round trips/s)", p64, "%.0f", true);
+    row("bulk_echo (GB/s)", bulk, "%.3f", true);
+    std::printf("\n| server CPU per operation    |       squall |         asio | squall/asio | target  | met? |\n");
+    std::printf("|-----------------------------|--------------|--------------|-------------|---------|------|\n");
+    row("pingpong_1 (ns/round trip)", p1_cpu, "%.0f", false);
+    row("pingpong_64 (ns/round trip)", p64_cpu, "%.0f", false);
+    row("bulk_echo (ns/KiB)", bulk_cpu, "%.0f", false);
+  }
   if (rss_squall && rss_asio) {
     double s = rss_squall->bytes_per_connection, a = rss_asio->bytes_per_connection;
     std::printf("\n| case                        |       squall |         asio | squall/asio | target  | met? |\n");
@@ -679,9 +688,13 @@ int main(int argc, char** argv) {
   } else if (!rss_note.empty()) {
     std::printf("\n%s\n", rss_note.c_str());
   }
-  std::printf("\nmedian of %d round(s), %.1f s per case; servers on CPU %d, client on CPU %d%s; %u CPUs\n", opt.rounds,
-              opt.duration, kServerCpu, kClientCpu, pinned ? "" : " (pinning unavailable: not pinned)",
-              std::thread::hardware_concurrency());
+  if (!opt.rss_only) {
+    std::printf("\nmedian of %d round(s), %.1f s per case; ", opt.rounds, opt.duration);
+  } else {
+    std::printf("\n");
+  }
+  std::printf("servers on CPU %d, client on CPU %d%s; %u CPUs\n", kServerCpu, kClientCpu,
+              pinned ? "" : " (pinning unavailable: not pinned)", std::thread::hardware_concurrency());
   std::printf("load average before: %s, after: %s\n", load_before.c_str(), load_after.c_str());
   if (!noisy.empty()) {
     std::printf("spread (max-min)/median above 10%%:");

@@ -19,8 +19,8 @@ install(DIRECTORY include/squall DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 # libsquall needs the private ones at link time even with plain
 # `pkg-config --libs squall`, so they become requirements there; a shared
 # one needs them only for `pkg-config --static`.
-set(SQUALL_PC_PUBLIC "openssl")
-set(SQUALL_PC_PRIVATE "spdlog fmt libcares zlib")
+set(SQUALL_PC_PUBLIC "openssl nlohmann_json")
+set(SQUALL_PC_PRIVATE "spdlog fmt libcares zlib libcurl libbrotlienc")
 get_target_property(_squall_type squall TYPE)
 if(_squall_type STREQUAL "SHARED_LIBRARY")
   set(SQUALL_SHARED ON)

@@ -30,9 +30,10 @@ constexpr std::string_view kPlain = "Hello, World!";
 constexpr std::string_view kJson = R"({"message":"Hello, World!"})";
 
 /// One request: remembers the route from the head, answers at finish().
-/// Nothing is copied from the request, and the response headers live in
-/// one per-thread HTTPHeaders reused for every response.
-class Hello final : public HTTPMessageDelegate {
+/// Nothing is copied from the request, the response headers live in one
+/// per-thread HTTPHeaders reused for every response, and the object itself
+/// comes from a per-thread pool (PooledAllocation): no malloc per request.
+class Hello final : public HTTPMessageDelegate, public PooledAllocation {
  public:
   explicit Hello(HTTPConnection& conn) : conn_(conn) {}
 

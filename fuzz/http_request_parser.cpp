@@ -90,6 +90,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } else if (r.status == ParseStatus::kComplete) {
     SQUALL_FUZZ_CHECK(r.consumed <= size && r.consumed == end_once);
     SQUALL_FUZZ_CHECK(is_token(line.method) && !line.target.empty());
+    // Only the target forms of RFC 9112 section 3.2 get through.
+    SQUALL_FUZZ_CHECK(line.target.front() == '/' || (line.target == "*" && line.method == "OPTIONS") ||
+                      line.method == "CONNECT" || line.target.find("://") != std::string_view::npos);
+    SQUALL_FUZZ_CHECK(line.version == "HTTP/1.1" || line.version == "HTTP/1.0");
     // Parsed fields are valid and survive serialization.
     HTTPHeaders copy;
     for (HTTPHeaders::Field f : headers) copy.add(f.name, f.value);

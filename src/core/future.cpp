@@ -161,9 +161,11 @@ FutureStateBase::~FutureStateBase() {
   if (status_ == Status::kPending) {
     // Nobody can complete this state any more: free the coroutines that wait
     // on it (see the lifetime rule in future_state.hpp).
-    if (first_.waiter) first_.waiter.destroy();
-    for (auto& c : rest_) {
-      if (c.waiter) c.waiter.destroy();
+    if (auto* w = first_.target_if<ResumeWaiter>()) w->handle.destroy();
+    if (rest_) {
+      for (auto& c : *rest_) {
+        if (auto* w = c.target_if<ResumeWaiter>()) w->handle.destroy();
+      }
     }
   } else if (status_ == Status::kException && !retrieved_) {
     log_unretrieved(exception_);
@@ -183,7 +185,7 @@ bool FutureStateBase::cancel() {
     producer->request_cancel();
     return true;
   }
-  if (Callback hook = std::move(on_cancel_)) {
+  if (CancelHandler hook = std::move(on_cancel_)) {
     try {
       hook();
     } catch (...) {
@@ -204,46 +206,52 @@ void FutureStateBase::set_exception(std::exception_ptr e) {
   complete(Status::kException);
 }
 
-void FutureStateBase::add_callback(StateCallback cb) {
+void FutureStateBase::add_continuation(Continuation c) {
   check_thread();
   if (done()) {
-    Continuation c{{}, std::move(cb)};
     run(c);
     return;
   }
-  if (!first_.waiter && !first_.callback) {
-    first_.callback = std::move(cb);
+  if (!first_) {
+    first_ = std::move(c);
   } else {
-    rest_.push_back(Continuation{{}, std::move(cb)});
+    add_more(std::move(c));
   }
+}
+
+void FutureStateBase::add_more(Continuation c) {
+  if (!rest_) rest_ = std::make_unique<std::vector<Continuation>>();
+  rest_->push_back(std::move(c));
 }
 
 void FutureStateBase::complete(Status status) {
   status_ = status;
   on_cancel_ = nullptr;
-  if (!first_.waiter && !first_.callback) return;
+  if (!first_) return;
   StateRef<FutureStateBase> guard = StateRef<FutureStateBase>::share(this);
-  Continuation c{std::exchange(first_.waiter, {}), std::move(first_.callback)};
+  Continuation c = std::move(first_);
   run(c);
-  if (!rest_.empty()) {
-    auto rest = std::move(rest_);
-    rest_.clear();
+  if (rest_ && !rest_->empty()) {
+    auto rest = std::move(*rest_);
+    rest_->clear();
     for (auto& r : rest) run(r);
   }
 }
 
 void FutureStateBase::run(Continuation& c) {
-  if (c.waiter) {
+  if (auto* w = c.target_if<ResumeWaiter>()) {
+    std::coroutine_handle<> h = std::exchange(w->handle, {});
+    c = nullptr;
     if (stack_is_deep()) {
-      defer_to_loop(ResumeTask(std::exchange(c.waiter, {}), StateRef<FutureStateBase>::share(this)));
+      defer_to_loop(ResumeTask(h, StateRef<FutureStateBase>::share(this)));
     } else {
-      std::exchange(c.waiter, {}).resume();
+      h.resume();
     }
     return;
   }
-  if (!c.callback) return;
+  if (!c) return;
   if (stack_is_deep()) {
-    defer_to_loop([ref = StateRef<FutureStateBase>::share(this), cb = std::move(c.callback)]() mutable {
+    defer_to_loop([ref = StateRef<FutureStateBase>::share(this), cb = std::move(c)]() mutable {
       try {
         cb(*ref);
       } catch (...) {
@@ -253,7 +261,7 @@ void FutureStateBase::run(Continuation& c) {
     return;
   }
   try {
-    c.callback(*this);
+    c(*this);
   } catch (...) {
     log_callback_failure("a Future done callback");
   }

@@ -173,7 +173,6 @@ void IOLoop::run_iteration(bool may_block) {
     }
   }
   if (n > 0) {
-    fds_->begin_dispatch();
     for (int i = 0; i < n; ++i) {
       std::uint64_t data = events[i].data.u64;
       if (data == kWakeToken) {
@@ -183,14 +182,19 @@ void IOLoop::run_iteration(bool may_block) {
       FdTable::Entry* entry = fds_->find_live(data);
       if (!entry) continue;  // removed by an earlier handler in this batch
       int fd = static_cast<int>(data & 0xffffffffu);
+      std::uint32_t generation = entry->generation;
+      // Out of the table for the call, so the handler may remove itself
+      // (fd_table.hpp); `entry` is not used after it.
+      Handler handler = FdTable::take_for_dispatch(*entry);
+      if (!handler) continue;  // already running (a nested loop)
       callback_time_valid_ = false;
       try {
-        entry->handler(fd, events[i].events);
+        handler(fd, events[i].events);
       } catch (...) {
         log::app().error("Exception in I/O handler for fd {}: {}", fd, describe_current_exception());
       }
+      fds_->restore_after_dispatch(fd, generation, handler);
     }
-    fds_->end_dispatch();
   }
 
   if (is_virtual && n == 0 && ready_.empty() && has_timer) clock_->advance_to(deadline);
@@ -429,10 +433,22 @@ void IOLoop::end_run_sync_unfinished(bool timed_out, Duration timeout) {
 
 // --- closing ------------------------------------------------------------------------------
 
+void IOLoop::add_close_callback(UniqueFunction<void()> fn) {
+  assert_in_loop_thread();
+  close_callbacks_.push_back(std::move(fn));
+}
+
 void IOLoop::close(bool all_fds) {
   if (closed_) return;
   if (running_) throw InvalidStateError("close: the IOLoop is running");
   owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  // Per-loop singletons go first, while their fds and timers can still be
+  // removed properly. A callback may add another; each runs once.
+  for (std::size_t i = 0; i < close_callbacks_.size(); ++i) {
+    auto fn = std::move(close_callbacks_[i]);
+    run_callback(fn, "a close callback");
+  }
+  close_callbacks_.clear();
   closed_ = true;
   if (default_executor_) default_executor_->shutdown(true);
   if (signals_) {

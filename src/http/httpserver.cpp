@@ -2,41 +2,51 @@
 
 #include <spdlog/spdlog.h>
 
-#include <unordered_set>
+#include <vector>
 
 #include "squall/core/errors.hpp"
 #include "squall/core/gen.hpp"
 #include "squall/core/log.hpp"
+#include "http/http1connection_context.hpp"
 #include "squall/net/ssl_iostream.hpp"
 
 namespace squall::http {
 
 /// What the connections share with the server, and outlive it with: the
-/// set of open connections and the request callback. Connections hold it
-/// by shared_ptr, so a server destroyed with requests in flight leaves
-/// nothing dangling.
+/// request callback and the connections' context (their parameters, their
+/// list, their header timer). The server owns each connection from
+/// handle_stream until the connection reports its end through on_close; the
+/// Core keeps itself alive while any is open, so a server destroyed with
+/// requests in flight leaves nothing dangling.
 struct HTTPServer::Core final : HTTPServerConnectionDelegate {
   RequestCallback callback;
   HTTPServerConnectionDelegate* user = nullptr;  // valid while `alive`
   bool alive = true;
-  std::unordered_set<HTTP1ServerConnection*> connections;
-  Future<void> drained{nullptr};  // resolved when `connections` empties
+  std::shared_ptr<HTTP1ServerConnection::Context> context;
+  std::shared_ptr<Core> self;     // set while connections are open
+  Future<void> drained{nullptr};  // resolved when the last connection is gone
 
   std::unique_ptr<HTTPMessageDelegate> start_request(HTTP1ServerConnection& server_conn,
                                                      HTTPConnection& request_conn) override;
   void on_close(HTTP1ServerConnection& server_conn) override {
-    if (alive && user) user->on_close(server_conn);
-  }
-  void connection_gone(HTTP1ServerConnection* conn) {
-    connections.erase(conn);
-    if (connections.empty() && drained.valid() && !drained.done()) {
-      Future<void> d = std::move(drained);
-      drained = Future<void>(nullptr);
-      d.set_result();
+    if (alive && user) {
+      try {
+        user->on_close(server_conn);
+      } catch (const std::exception& e) {
+        log::app().error("Exception in on_close: {}", e.what());
+      }
     }
+    // Owned since handle_stream (through the context's list): freed here.
+    std::unique_ptr<HTTP1ServerConnection> owned(&server_conn);
+    owned.reset();
+    if (context->size() > 0) return;
+    Future<void> d = std::move(drained);
+    drained = Future<void>(nullptr);
+    std::shared_ptr<Core> keep = std::move(self);  // may be the last reference: released last
+    if (d.valid() && !d.done()) d.set_result();
   }
   Future<void> wait_drained() {
-    if (connections.empty()) return Future<void>(nullptr);
+    if (context->size() == 0) return Future<void>(nullptr);
     if (!drained.valid() || drained.done()) drained = Future<void>();
     return drained;
   }
@@ -44,30 +54,55 @@ struct HTTPServer::Core final : HTTPServerConnectionDelegate {
 
 namespace {
 
+/// Request objects, recycled per thread with the memory their strings hold,
+/// so a request costs no allocation once the pool is warm.
+struct RequestPool {
+  std::vector<std::unique_ptr<HTTPServerRequest>> spares;
+  static RequestPool& get() {
+    thread_local RequestPool pool;
+    return pool;
+  }
+  std::unique_ptr<HTTPServerRequest> take(HTTPConnection& conn) {
+    if (spares.empty()) return std::make_unique<HTTPServerRequest>(&conn);
+    std::unique_ptr<HTTPServerRequest> r = std::move(spares.back());
+    spares.pop_back();
+    r->reset(&conn);
+    return r;
+  }
+  void give(std::unique_ptr<HTTPServerRequest> r) {
+    if (spares.size() < 64) spares.push_back(std::move(r));
+  }
+};
+
 /// Collects a whole request for a RequestCallback (Tornado's _CallableAdapter).
-class RequestAdapter final : public HTTPMessageDelegate {
+/// Made per request from the pooled memory of PooledAllocation.
+class RequestAdapter final : public HTTPMessageDelegate, public PooledAllocation {
  public:
   RequestAdapter(HTTPServer::RequestCallback& callback, HTTP1ServerConnection& conn)
-      : callback_(callback), conn_(conn), request_(&conn) {}
+      : callback_(callback), conn_(conn), request_(RequestPool::get().take(conn)) {}
+  ~RequestAdapter() override { RequestPool::get().give(std::move(request_)); }
+  RequestAdapter(const RequestAdapter&) = delete;
+  RequestAdapter& operator=(const RequestAdapter&) = delete;
 
   Future<void> headers_received(const RequestStartLine& line, HTTPHeaders& headers) override {
-    request_.set_start_line(line.method, line.target, line.version);
-    request_.headers = std::move(headers);
-    request_.remote_ip = conn_.remote_ip();
-    request_.protocol = conn_.protocol();
-    request_.update_host();
+    HTTPServerRequest& req = *request_;
+    req.set_start_line(line.method, line.target, line.version);
+    std::swap(req.headers, headers);  // both keep their capacity
+    req.remote_ip = conn_.remote_ip();
+    req.protocol = conn_.protocol();
+    req.update_host();
     return Future<void>(nullptr);
   }
 
   Future<void> data_received(std::string_view chunk) override {
-    request_.body.append(chunk);  // the connection enforces max_body_size
+    request_->body.append(chunk);  // the connection enforces max_body_size
     return Future<void>(nullptr);
   }
 
   Future<void> finish() override {
     Future<void> f(nullptr);
     try {
-      f = callback_(request_);
+      f = callback_(*request_);
     } catch (...) {
       failed(std::current_exception());
       return Future<void>(nullptr);
@@ -108,8 +143,8 @@ class RequestAdapter final : public HTTPMessageDelegate {
   /// leave the client waiting forever.
   void check_answered() {
     if (closed_ || conn_.response_finished()) return;
-    log::app().error("Request handler for {} {} returned without finishing the response", request_.method,
-                     request_.uri);
+    log::app().error("Request handler for {} {} returned without finishing the response", request_->method,
+                     request_->uri);
     if (!conn_.response_started()) {
       internal_error();
     } else {
@@ -121,9 +156,9 @@ class RequestAdapter final : public HTTPMessageDelegate {
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      log::app().error("Uncaught exception in {} {}: {}", request_.method, request_.uri, ex.what());
+      log::app().error("Uncaught exception in {} {}: {}", request_->method, request_->uri, ex.what());
     } catch (...) {
-      log::app().error("Uncaught exception in {} {}", request_.method, request_.uri);
+      log::app().error("Uncaught exception in {} {}", request_->method, request_->uri);
     }
     if (closed_) return;
     // CONFORMANCE 2.7: a 500 without the exception's text.
@@ -133,7 +168,7 @@ class RequestAdapter final : public HTTPMessageDelegate {
 
   void internal_error() {
     try {
-      request_.respond(500, "application/json", R"({"status": 500, "reason": "Internal Server Error"})");
+      request_->respond(500, "application/json", R"({"status": 500, "reason": "Internal Server Error"})");
     } catch (const std::exception&) {
       conn_.close();
     }
@@ -141,7 +176,7 @@ class RequestAdapter final : public HTTPMessageDelegate {
 
   HTTPServer::RequestCallback& callback_;
   HTTP1ServerConnection& conn_;
-  HTTPServerRequest request_;
+  std::unique_ptr<HTTPServerRequest> request_;
   Future<void> handler_{nullptr};
   Future<void> pending_{nullptr};
   bool closed_ = false;
@@ -156,14 +191,6 @@ std::unique_ptr<HTTPMessageDelegate> HTTPServer::Core::start_request(HTTP1Server
     return user->start_request(server_conn, request_conn);
   }
   return std::make_unique<RequestAdapter>(callback, server_conn);
-}
-
-Future<void> HTTPServer::run_connection(std::shared_ptr<Core> core, std::unique_ptr<HTTP1ServerConnection> conn) {
-  core->connections.insert(conn.get());
-  co_await conn->serve(*core);  // never throws
-  HTTP1ServerConnection* key = conn.get();
-  conn.reset();
-  core->connection_gone(key);
 }
 
 net::TCPServerOptions HTTPServer::tcp_options(const HTTPServerOptions& options) {
@@ -196,31 +223,25 @@ HTTP1ConnectionParameters params_from(const HTTPServerOptions& o) {
 }  // namespace
 
 HTTPServer::HTTPServer(RequestCallback callback, HTTPServerOptions options)
-    : TCPServer(tcp_options(options)),
-      options_(std::move(options)),
-      params_(params_from(options_)),
-      core_(std::make_shared<Core>()) {
+    : TCPServer(tcp_options(options)), options_(std::move(options)), core_(std::make_shared<Core>()) {
   core_->callback = std::move(callback);
+  core_->context = HTTP1ServerConnection::make_context(params_from(options_));
 }
 
 HTTPServer::HTTPServer(HTTPServerConnectionDelegate& delegate, HTTPServerOptions options)
-    : TCPServer(tcp_options(options)),
-      options_(std::move(options)),
-      params_(params_from(options_)),
-      core_(std::make_shared<Core>()) {
+    : TCPServer(tcp_options(options)), options_(std::move(options)), core_(std::make_shared<Core>()) {
   core_->user = &delegate;
+  core_->context = HTTP1ServerConnection::make_context(params_from(options_));
 }
 
 HTTPServer::~HTTPServer() {
   stop();
   core_->alive = false;
-  std::vector<HTTP1ServerConnection*> open(core_->connections.begin(), core_->connections.end());
-  for (HTTP1ServerConnection* c : open) {
-    if (core_->connections.count(c)) c->close();
-  }
+  // Closing ends each connection later, from the loop: the list stays valid.
+  for (HTTP1ServerConnection* c : core_->context->connections()) c->close();
 }
 
-std::size_t HTTPServer::connection_count() const noexcept { return core_->connections.size(); }
+std::size_t HTTPServer::connection_count() const noexcept { return core_->context->size(); }
 
 Future<void> HTTPServer::handle_stream(std::unique_ptr<net::IOStream> stream, std::string address) {
   // Responses go out in one write each: Nagle would only delay them.
@@ -231,27 +252,26 @@ Future<void> HTTPServer::handle_stream(std::unique_ptr<net::IOStream> stream, st
       // Not a TCP socket after all; nothing to tune.
     }
   }
-  auto conn = std::make_unique<HTTP1ServerConnection>(std::move(stream), std::move(address), params_);
-  return run_connection(core_, std::move(conn));
+  auto conn = std::make_unique<HTTP1ServerConnection>(std::move(stream), std::move(address), core_->context);
+  if (!core_->self) core_->self = core_;
+  // From here the server owns the connection, through the context's list,
+  // until Core::on_close frees it: no coroutine frame or Future per
+  // connection (an idle connection should cost hundreds of bytes).
+  conn.release()->start(*core_);
+  return Future<void>(nullptr);
 }
 
 Future<void> HTTPServer::close_all_connections() {
   std::shared_ptr<Core> core = core_;  // the server may be gone when we resume
-  std::vector<HTTP1ServerConnection*> open(core->connections.begin(), core->connections.end());
-  for (HTTP1ServerConnection* c : open) {
-    if (core->connections.count(c)) c->close();
-  }
-  while (!core->connections.empty()) co_await core->wait_drained();
+  for (HTTP1ServerConnection* c : core->context->connections()) c->close();
+  while (core->context->size() > 0) co_await core->wait_drained();
 }
 
 Future<void> HTTPServer::close_gracefully(Duration timeout) {
   std::shared_ptr<Core> core = core_;
   stop();
-  std::vector<HTTP1ServerConnection*> open(core->connections.begin(), core->connections.end());
-  for (HTTP1ServerConnection* c : open) {
-    if (core->connections.count(c)) c->close_when_idle();
-  }
-  if (core->connections.empty()) co_return;
+  for (HTTP1ServerConnection* c : core->context->connections()) c->close_when_idle();
+  if (core->context->size() == 0) co_return;
   bool timed_out = false;
   try {
     co_await with_timeout(timeout, core->wait_drained());
@@ -259,11 +279,8 @@ Future<void> HTTPServer::close_gracefully(Duration timeout) {
     timed_out = true;
   }
   if (timed_out) {
-    open.assign(core->connections.begin(), core->connections.end());
-    for (HTTP1ServerConnection* c : open) {
-      if (core->connections.count(c)) c->close();
-    }
-    while (!core->connections.empty()) co_await core->wait_drained();
+    for (HTTP1ServerConnection* c : core->context->connections()) c->close();
+    while (core->context->size() > 0) co_await core->wait_drained();
   }
 }
 

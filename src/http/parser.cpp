@@ -72,6 +72,32 @@ ParseResult parse_fields(std::string_view head, std::size_t pos, HTTPHeaders& he
   return ParseResult::complete(0);
 }
 
+/// RFC 9112 section 3.2: origin-form ("/path?query"), absolute-form with an
+/// authority ("http://host/path", the only kind HTTP URIs have),
+/// authority-form ("host:port", CONNECT only) or asterisk-form ("*",
+/// OPTIONS only). Anything else is malformed (CONFORMANCE 2.3: 400).
+bool is_valid_target_form(std::string_view method, std::string_view target) noexcept {
+  if (target.front() == '/') return true;
+  if (target == "*") return method == "OPTIONS";
+  if (method == "CONNECT") {
+    std::size_t colon = target.rfind(':');
+    if (colon == 0 || colon == npos || target.find_first_of("/?#@") != npos) return false;
+    for (char c : target.substr(colon + 1)) {
+      if (c < '0' || c > '9') return false;
+    }
+    return true;
+  }
+  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://" and an authority
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!alpha(target.front())) return false;
+  std::size_t i = 1;
+  while (i < target.size() && (alpha(target[i]) || (target[i] >= '0' && target[i] <= '9') || target[i] == '+' ||
+                               target[i] == '-' || target[i] == '.')) {
+    ++i;
+  }
+  return target.substr(i, 3) == "://" && target.size() > i + 3;
+}
+
 bool is_digits(std::string_view s) noexcept {
   if (s.empty()) return false;
   for (char c : s) {
@@ -176,6 +202,7 @@ ParseResult parse_request_head(std::string_view input, RequestStartLine& line, H
   for (char c : line.target) {
     if (!kTargetChar[static_cast<unsigned char>(c)]) return ParseResult::fail(400, "invalid character in the request target");
   }
+  if (!is_valid_target_form(line.method, line.target)) return ParseResult::fail(400, "request target in no known form");
   if (line.version != "HTTP/1.1" && line.version != "HTTP/1.0") {
     bool well_formed = line.version.size() == 8 && line.version.substr(0, 5) == "HTTP/" && line.version[5] >= '0' &&
                        line.version[5] <= '9' && line.version[6] == '.' && line.version[7] >= '0' && line.version[7] <= '9';

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <memory>
+#include <vector>
 
 #include "squall/core/ioloop.hpp"
 #include "squall/http/cookies.hpp"
@@ -10,6 +13,33 @@ namespace squall::http {
 
 HTTPServerRequest::HTTPServerRequest(HTTPConnection* connection) : connection_(connection) {
   if (auto* loop = IOLoop::current_or_null()) start_time = loop->time();
+}
+
+void HTTPServerRequest::reset(HTTPConnection* connection) {
+  // A buffer this large was for an unusual request: not worth keeping.
+  constexpr std::size_t kKeep = 64 * 1024;
+  method.clear();
+  uri.clear();
+  version.clear();
+  path.clear();
+  query.clear();
+  std::size_t header_bytes = 0;
+  for (HTTPHeaders::Field f : headers) header_bytes += f.name.size() + f.value.size();
+  if (header_bytes > kKeep) headers = HTTPHeaders();
+  else headers.clear();
+  if (body.capacity() > kKeep) std::string().swap(body);
+  else body.clear();
+  remote_ip.clear();
+  protocol = "http";
+  host.clear();
+  host_name.clear();
+  auto* loop = IOLoop::current_or_null();
+  start_time = loop ? loop->time() : TimePoint{};
+  connection_ = connection;
+  finish_time_.reset();
+  cookies_.reset();
+  arguments_.reset();
+  target_host_.clear();
 }
 
 void HTTPServerRequest::set_start_line(std::string_view m, std::string_view u, std::string_view v) {
@@ -100,17 +130,35 @@ void HTTPServerRequest::finish() {
 
 Future<void> HTTPServerRequest::respond(int code, HTTPHeaders& h, std::string_view body, std::string_view reason) {
   char length[24];
-  int n = std::snprintf(length, sizeof length, "%zu", body.size());
-  h.set("Content-Length", std::string_view(length, static_cast<std::size_t>(n)));
+  auto r = std::to_chars(length, length + sizeof length, body.size());
+  h.set("Content-Length", std::string_view(length, static_cast<std::size_t>(r.ptr - length)));
   Future<void> f = write_headers(code, h, body, reason);
   finish();
   return f;
 }
 
 Future<void> HTTPServerRequest::respond(int code, std::string_view content_type, std::string_view body) {
-  HTTPHeaders h;
-  h.add("Content-Type", content_type);
-  return respond(code, h, body);
+  // The headers are lent by a per-thread pool: this, the most common answer,
+  // allocates nothing once the pool is warm. A stack, not one object, so a
+  // respond() reached from inside another (through a continuation) is safe.
+  thread_local std::vector<std::unique_ptr<HTTPHeaders>> spares;
+  std::unique_ptr<HTTPHeaders> h;
+  if (spares.empty()) {
+    h = std::make_unique<HTTPHeaders>();
+  } else {
+    h = std::move(spares.back());
+    spares.pop_back();
+    h->clear();
+  }
+  h->add("Content-Type", content_type);
+  struct GiveBack {
+    std::vector<std::unique_ptr<HTTPHeaders>>& to;
+    std::unique_ptr<HTTPHeaders>& h;
+    ~GiveBack() {
+      if (to.size() < 16) to.push_back(std::move(h));
+    }
+  } give_back{spares, h};
+  return respond(code, *h, body);
 }
 
 }  // namespace squall::http

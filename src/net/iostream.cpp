@@ -65,29 +65,74 @@ struct DestroyGuard {
 
 namespace {
 
-// Input buffers of the standard size are recycled per thread, so a busy
-// keep-alive connection does not call malloc for every request.
+// Input buffers of the two usual sizes (the default 16 KiB and a 64 KiB
+// read_chunk_size read, as read_bytes(65536, partial) asks for) are recycled
+// per thread, so a busy connection does not call malloc for every read.
 constexpr std::size_t kBufferSize = 16 * 1024;
+constexpr std::size_t kLargeBufferSize = 64 * 1024;
 constexpr std::size_t kMinReadSpace = 4 * 1024;
-constexpr std::size_t kMaxPooledBuffers = 256;
+constexpr std::size_t kMaxPooledBuffers = 256;      // 4 MiB of 16 KiB buffers
+constexpr std::size_t kMaxPooledLargeBuffers = 16;  // 1 MiB of 64 KiB buffers
+// read_bytes(n) of at least this much (and not partial) reads straight into
+// the string it returns, instead of growing the buffer and copying out.
+constexpr std::size_t kDirectReadMin = 64 * 1024;
+constexpr std::size_t kMaxPooledWriteQueues = 64;
 constexpr int kMaxIov = 64;
 
-struct BufferPool {
-  std::vector<std::unique_ptr<char[]>> free;
+// The per-thread caches must stay usable while other thread-locals die: a
+// loop destroyed at thread exit may destroy streams after the caches would
+// have been. So they are plain arrays (constinit, nothing to destroy); a
+// reaper made on first use frees what they hold at thread exit and marks
+// them closed, after which everything given back is simply freed.
+struct Caches {
+  char* small[kMaxPooledBuffers];
+  std::size_t small_count;
+  char* large[kMaxPooledLargeBuffers];
+  std::size_t large_count;
+  void* queues[kMaxPooledWriteQueues];  // BaseIOStream::WriteQueue*, emptied
+  std::size_t queue_count;
+  void (*destroy_queue)(void*) noexcept;
+  bool closed;
+  bool reaper_armed;
 };
-thread_local BufferPool tls_buffers;
+constinit thread_local Caches tls_caches{};
+
+struct CacheReaper {
+  ~CacheReaper() {
+    Caches& c = tls_caches;
+    for (std::size_t i = 0; i < c.small_count; ++i) delete[] c.small[i];
+    for (std::size_t i = 0; i < c.large_count; ++i) delete[] c.large[i];
+    for (std::size_t i = 0; i < c.queue_count; ++i) c.destroy_queue(c.queues[i]);
+    c.small_count = c.large_count = c.queue_count = 0;
+    c.closed = true;
+  }
+};
+thread_local CacheReaper tls_reaper;
+
+/// True if something may be cached now (arms the reaper on first use).
+bool cache_open() noexcept {
+  if (tls_caches.closed) return false;
+  if (!tls_caches.reaper_armed) [[unlikely]] {
+    tls_caches.reaper_armed = true;
+    (void)&tls_reaper;  // constructs it, so it runs at thread exit
+  }
+  return true;
+}
 
 std::unique_ptr<char[]> take_buffer(std::size_t size) {
-  if (size == kBufferSize && !tls_buffers.free.empty()) {
-    auto b = std::move(tls_buffers.free.back());
-    tls_buffers.free.pop_back();
-    return b;
-  }
+  Caches& c = tls_caches;
+  if (size == kBufferSize && c.small_count > 0) return std::unique_ptr<char[]>(c.small[--c.small_count]);
+  if (size == kLargeBufferSize && c.large_count > 0) return std::unique_ptr<char[]>(c.large[--c.large_count]);
   return std::make_unique_for_overwrite<char[]>(size);
 }
 
 void give_buffer(std::unique_ptr<char[]> b, std::size_t size) {
-  if (size == kBufferSize && tls_buffers.free.size() < kMaxPooledBuffers) tls_buffers.free.push_back(std::move(b));
+  Caches& c = tls_caches;
+  if (size == kBufferSize && c.small_count < kMaxPooledBuffers && cache_open()) {
+    c.small[c.small_count++] = b.release();
+  } else if (size == kLargeBufferSize && c.large_count < kMaxPooledLargeBuffers && cache_open()) {
+    c.large[c.large_count++] = b.release();
+  }
 }
 
 Future<void> ready_void() {
@@ -109,12 +154,33 @@ IOResult from_errno(ssize_t n, int err) {
   return IOResult::failed(err);
 }
 
+template <class T>
+detail::FutureState<T>* typed(const detail::StateRef<detail::FutureStateBase>& s) noexcept {
+  return static_cast<detail::FutureState<T>*>(s.get());
+}
+
 }  // namespace
 
 struct BaseIOStream::Regex {
   std::regex re;
 };
-void BaseIOStream::RegexDeleter::operator()(Regex* r) const noexcept { std::default_delete<Regex>()(r); }
+
+// Emptied write queues wait in tls_caches for the next stream that needs
+// one (their vectors keep their capacity), so a response that does not fit
+// the socket buffer does not cost three allocations.
+void BaseIOStream::WriteQueueDeleter::operator()(WriteQueue* q) const noexcept {
+  Caches& c = tls_caches;
+  if (c.queue_count < kMaxPooledWriteQueues && cache_open()) {
+    q->chunks.clear();
+    q->waiters.clear();
+    q->head = q->offset = q->queued = q->waiter_head = 0;
+    q->written = q->enqueued = 0;
+    c.destroy_queue = [](void* p) noexcept { delete static_cast<WriteQueue*>(p); };
+    c.queues[c.queue_count++] = q;
+    return;
+  }
+  delete q;
+}
 
 // --- lifetime -----------------------------------------------------------------------
 
@@ -132,6 +198,7 @@ BaseIOStream::~BaseIOStream() {
   if (destroyed_flag_) *destroyed_flag_ = true;
   destroyed_flag_ = nullptr;
   close();
+  if (read_kind_ == ReadKind::kRegex) delete static_cast<Regex*>(read_.ptr);
   if (read_buffer_.storage) give_buffer(std::move(read_buffer_.storage), read_buffer_.capacity);
 }
 
@@ -139,6 +206,19 @@ void BaseIOStream::register_fd() {
   loop_->add_handler(fd_.get(), IOLoop::READ | IOLoop::WRITE | IOLoop::PEER_CLOSED | IOLoop::EDGE,
                      [this](int fd, std::uint32_t events) { handle_events(fd, events); });
   registered_ = true;
+}
+
+detail::StateRef<detail::FutureStateBase> BaseIOStream::take_read() noexcept {
+  detail::StateRef<detail::FutureStateBase> f = std::move(read_.future);
+  if (read_kind_ == ReadKind::kRegex) delete static_cast<Regex*>(read_.ptr);
+  read_kind_ = ReadKind::kNone;
+  read_partial_ = false;
+  read_.target = 0;
+  read_.done = 0;
+  read_.ptr = nullptr;
+  read_.text = std::string();
+  if (f) f->clear_cancel_handler();
+  return f;
 }
 
 void BaseIOStream::close(std::exception_ptr error) {
@@ -155,21 +235,23 @@ void BaseIOStream::close(std::exception_ptr error) {
 
   // Take everything that must be resolved, then resolve it without touching
   // the stream again: a resumed coroutine may destroy it.
-  PendingRead read = std::move(read_);
-  read_ = PendingRead{};
+  return_direct_bytes();
+  ReadKind kind = read_kind_;
+  detail::StateRef<detail::FutureStateBase> read = take_read();
   std::string rest;
-  if (read.kind == ReadKind::kUntilClose) {
+  if (kind == ReadKind::kUntilClose) {
     rest.assign(buffered());
     read_buffer_.begin = read_buffer_.end = 0;
   }
   std::vector<WriteWaiter> waiters;
-  for (std::size_t i = write_waiter_head_; i < write_waiters_.size(); ++i) waiters.push_back(std::move(write_waiters_[i]));
-  write_waiters_.clear();
-  write_waiter_head_ = 0;
+  if (write_) {
+    for (std::size_t i = write_->waiter_head; i < write_->waiters.size(); ++i) {
+      waiters.push_back(std::move(write_->waiters[i]));
+    }
+    write_.reset();
+  }
   std::vector<std::pair<Future<void>, std::exception_ptr>> extra;
   collect_pending(extra);
-  write_chunks_.clear();
-  write_head_ = write_offset_ = write_queued_ = 0;
   // Unread input stays: reads after the close are still served from it
   // (output of a process that exited before anyone read it).
   release_buffer_if_empty();
@@ -178,28 +260,19 @@ void BaseIOStream::close(std::exception_ptr error) {
 
   // Like Tornado, the failure is marked retrieved: a fire-and-forget write
   // on a connection that went away is not worth an error log.
-  auto fail = [&](auto& future) {
-    future.set_exception(std::make_exception_ptr(StreamClosedError(cause)));
-    (void)future.exception();
+  auto fail = [&](detail::FutureStateBase& state) {
+    state.set_exception(std::make_exception_ptr(StreamClosedError(cause)));
+    (void)state.exception();
   };
-  if (read.text.valid()) {
-    read.text.clear_cancel_handler();
-    if (read.kind == ReadKind::kUntilClose && (!cause || !rest.empty())) {
-      read.text.set_result(std::move(rest));
+  if (read) {
+    if (kind == ReadKind::kUntilClose && (!cause || !rest.empty())) {
+      typed<std::string>(read)->set_result(std::move(rest));
     } else {
-      fail(read.text);
+      fail(*read);
     }
   }
-  if (read.count.valid()) {
-    read.count.clear_cancel_handler();
-    fail(read.count);
-  }
-  if (read.more.valid()) {
-    read.more.clear_cancel_handler();
-    fail(read.more);
-  }
   for (auto& w : waiters) {
-    if (!w.future.done()) fail(w.future);
+    if (!w.future.done()) fail(*w.future.state());
   }
   for (auto& [future, why] : extra) {
     if (future.done()) continue;
@@ -207,7 +280,7 @@ void BaseIOStream::close(std::exception_ptr error) {
       future.set_exception(why);
       (void)future.exception();
     } else {
-      fail(future);
+      fail(*future.state());
     }
   }
 }
@@ -255,7 +328,7 @@ void BaseIOStream::handle_events(int, std::uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peer_closed_ = true;
 
-  if (write_queued_ > 0) {
+  if (writing()) {
     flush();
     if (guard.destroyed || closed_) return;
   }
@@ -283,7 +356,7 @@ void BaseIOStream::handle_events(int, std::uint32_t events) {
 
 void BaseIOStream::resume_io() {
   DestroyGuard guard(this);
-  if (write_queued_ > 0) {
+  if (writing()) {
     flush();
     if (guard.destroyed || closed_) return;
   }
@@ -295,23 +368,28 @@ void BaseIOStream::resume_io() {
 void BaseIOStream::begin_read(ReadKind kind) {
   loop_->assert_in_loop_thread();
   if (reading()) throw InvalidStateError("Already reading: only one read may be pending on a stream");
-  read_.kind = kind;
+  read_kind_ = kind;
+}
+
+template <class T>
+Future<T> BaseIOStream::start_read(ReadKind kind) {
+  begin_read(kind);
+  Future<T> f;
+  read_.future = detail::StateRef<detail::FutureStateBase>::share(f.state());
+  arm_cancel();
+  return f;
 }
 
 Future<std::string> BaseIOStream::read_bytes(std::size_t n, bool partial) {
   if (closed_ && read_buffer_.size() == 0) return closed_future<std::string>(error_);
-  begin_read(ReadKind::kBytes);
-  read_.target = n;
-  read_.partial = partial;
-  Future<std::string> f;
-  read_.text = f;
-  arm_cancel();
   if (n == 0) {
-    read_ = PendingRead{};
-    f.clear_cancel_handler();
-    f.set_result(std::string());
-    return f;
+    begin_read(ReadKind::kBytes);  // the "already reading" check
+    read_kind_ = ReadKind::kNone;
+    return make_ready_future(std::string());
   }
+  Future<std::string> f = start_read<std::string>(ReadKind::kBytes);
+  read_.target = n;
+  read_partial_ = partial;
   service_read();
   return f;
 }
@@ -319,26 +397,21 @@ Future<std::string> BaseIOStream::read_bytes(std::size_t n, bool partial) {
 Future<std::string> BaseIOStream::read_until(std::string delimiter, std::optional<std::size_t> max_bytes) {
   if (closed_ && read_buffer_.size() == 0) return closed_future<std::string>(error_);
   if (delimiter.empty()) throw std::invalid_argument("read_until: empty delimiter");
-  begin_read(ReadKind::kUntil);
-  read_.delimiter = std::move(delimiter);
-  read_.max_bytes = max_bytes.value_or(SIZE_MAX);
-  read_.scanned = 0;
-  Future<std::string> f;
-  read_.text = f;
-  arm_cancel();
+  Future<std::string> f = start_read<std::string>(ReadKind::kUntil);
+  read_.text = std::move(delimiter);
+  read_.target = max_bytes.value_or(SIZE_MAX);
+  read_.done = 0;
   service_read();
   return f;
 }
 
 Future<std::string> BaseIOStream::read_until_regex(const std::string& pattern, std::optional<std::size_t> max_bytes) {
   if (closed_ && read_buffer_.size() == 0) return closed_future<std::string>(error_);
-  std::unique_ptr<Regex, RegexDeleter> re(new Regex{std::regex(pattern)});  // throws std::regex_error on a bad pattern
-  begin_read(ReadKind::kRegex);
-  read_.regex = std::move(re);
-  read_.max_bytes = max_bytes.value_or(SIZE_MAX);
-  Future<std::string> f;
-  read_.text = f;
-  arm_cancel();
+  if (reading()) begin_read(ReadKind::kRegex);  // throws: before compiling anything
+  auto re = std::make_unique<Regex>(Regex{std::regex(pattern)});  // throws std::regex_error on a bad pattern
+  Future<std::string> f = start_read<std::string>(ReadKind::kRegex);
+  read_.ptr = re.release();
+  read_.target = max_bytes.value_or(SIZE_MAX);
   service_read();
   return f;
 }
@@ -351,48 +424,39 @@ Future<std::string> BaseIOStream::read_until_close() {
     if (rest.empty() && error_) return closed_future<std::string>(error_);
     return make_ready_future(std::move(rest));
   }
-  begin_read(ReadKind::kUntilClose);
-  Future<std::string> f;
-  read_.text = f;
-  arm_cancel();
+  Future<std::string> f = start_read<std::string>(ReadKind::kUntilClose);
   service_read();
   return f;
 }
 
 Future<std::size_t> BaseIOStream::read_into(std::span<char> buffer, bool partial) {
   if (closed_ && read_buffer_.size() == 0) return closed_future<std::size_t>(error_);
-  begin_read(ReadKind::kInto);
-  read_.into = buffer;
-  read_.into_filled = 0;
+  Future<std::size_t> f = start_read<std::size_t>(ReadKind::kInto);
+  read_.ptr = buffer.data();
+  read_.done = 0;
   read_.target = buffer.size();
-  read_.partial = partial;
-  Future<std::size_t> f;
-  read_.count = f;
-  arm_cancel();
+  read_partial_ = partial;
   service_read();
   return f;
 }
 
 Future<void> BaseIOStream::read_more() {
   if (closed_) return closed_future<void>(error_);
-  begin_read(ReadKind::kMore);
+  Future<void> f = start_read<void>(ReadKind::kMore);
   read_.target = read_buffer_.size();  // resolves once more than this is buffered
-  Future<void> f;
-  read_.more = f;
-  arm_cancel();
   service_read();
   return f;
 }
 
 void BaseIOStream::arm_cancel() noexcept {
   // A cancelled read gives up its slot; buffered bytes stay for the next read.
-  Callback on_cancel = [this] {
-    read_ = PendingRead{};
-    release_buffer_if_empty();
-  };
-  if (read_.text.valid()) read_.text.set_cancel_handler(std::move(on_cancel));
-  else if (read_.count.valid()) read_.count.set_cancel_handler(std::move(on_cancel));
-  else if (read_.more.valid()) read_.more.set_cancel_handler(std::move(on_cancel));
+  read_.future->set_cancel_handler([this] { on_read_cancelled(); });
+}
+
+void BaseIOStream::on_read_cancelled() noexcept {
+  return_direct_bytes();
+  detail::StateRef<detail::FutureStateBase> f = take_read();  // the future is completing: just drop it
+  release_buffer_if_empty();
 }
 
 void BaseIOStream::consume(std::size_t n) noexcept {
@@ -407,6 +471,24 @@ void BaseIOStream::release_buffer_if_empty() noexcept {
     give_buffer(std::move(read_buffer_.storage), read_buffer_.capacity);
     read_buffer_ = ReadBuffer{};
   }
+}
+
+void BaseIOStream::return_direct_bytes() noexcept {
+  if (read_kind_ != ReadKind::kBytes || read_.text.empty()) return;
+  // A direct read starts only with an empty buffer, and nothing else reads
+  // into the buffer while it runs.
+  std::size_t n = read_.done;
+  if (n > 0) {
+    try {
+      ensure_space(n);
+      std::memcpy(read_buffer_.storage.get() + read_buffer_.end, read_.text.data(), n);
+      read_buffer_.end += n;
+    } catch (const std::bad_alloc&) {
+      // Out of memory while giving bytes back: they are lost with the read.
+    }
+  }
+  read_.text = std::string();
+  read_.done = 0;
 }
 
 void BaseIOStream::ensure_space(std::size_t want) {
@@ -427,7 +509,7 @@ void BaseIOStream::ensure_space(std::size_t want) {
     return;
   }
   std::size_t cap = std::max(b.capacity * 2, b.size() + want);
-  auto bigger = std::make_unique_for_overwrite<char[]>(cap);
+  auto bigger = take_buffer(cap);
   std::memcpy(bigger.get(), b.storage.get() + b.begin, b.size());
   give_buffer(std::move(b.storage), b.capacity);
   b.end = b.size();
@@ -436,66 +518,80 @@ void BaseIOStream::ensure_space(std::size_t want) {
   b.capacity = cap;
 }
 
+IOResult BaseIOStream::read_some(char* buf, std::size_t n) {
+  IOResult r = read_from_fd(buf, n);
+  switch (r.kind) {
+    case IOResult::kBytes:
+      // The short-read rule (top of iostream.hpp): the socket is drained
+      // and its next arrival raises a new edge. After EPOLLRDHUP no edge
+      // will come, so read on until end of file.
+      if (r.bytes < n && short_read_drains_ && !peer_closed_) readable_ = false;
+      break;
+    case IOResult::kEof:
+      eof_ = true;
+      break;
+    case IOResult::kWouldBlock:
+      readable_ = false;
+      break;
+    case IOResult::kError:
+      close_with(r, "read");
+      break;
+  }
+  return r;
+}
+
 bool BaseIOStream::fill_buffer() {
   if (closed_ || (!readable_ && !has_pending_input())) return false;
   // Large reads (read_bytes of a big body) ask for their size at once.
   std::size_t want = kMinReadSpace;
-  if (read_.kind == ReadKind::kBytes && read_.target > read_buffer_.size()) {
+  if (read_kind_ == ReadKind::kBytes && read_.target > read_buffer_.size()) {
     want = std::min(read_.target - read_buffer_.size(), options_.read_chunk_size);
   } else if (read_buffer_.capacity >= kBufferSize && read_buffer_.capacity - read_buffer_.size() < kMinReadSpace) {
     want = std::min(read_buffer_.capacity, options_.read_chunk_size);
   }
   ensure_space(std::max(want, kMinReadSpace));
   ReadBuffer& b = read_buffer_;
-  IOResult r = read_from_fd(b.storage.get() + b.end, b.capacity - b.end);
-  switch (r.kind) {
-    case IOResult::kBytes:
-      b.end += r.bytes;
-      return true;
-    case IOResult::kEof:
-      eof_ = true;
-      return false;
-    case IOResult::kWouldBlock:
-      readable_ = false;
-      // Nothing came: an idle connection waiting for its next request must
-      // not sit on a buffer (the pool keeps it warm for the next reader).
-      release_buffer_if_empty();
-      return false;
-    case IOResult::kError:
-      close_with(r, "read");
-      return false;
+  IOResult r = read_some(b.storage.get() + b.end, b.capacity - b.end);
+  if (r.kind == IOResult::kBytes) {
+    b.end += r.bytes;
+    return true;
   }
+  // Nothing came: an idle connection waiting for its next request must not
+  // sit on a buffer (the pool keeps it warm for the next reader).
+  if (r.kind == IOResult::kWouldBlock) release_buffer_if_empty();
   return false;
 }
 
 std::size_t BaseIOStream::satisfied_by_buffer() {
   std::string_view data = buffered();
-  switch (read_.kind) {
+  switch (read_kind_) {
     case ReadKind::kBytes:
-      if (read_.partial) return std::min(data.size(), read_.target);
+      if (read_partial_) return std::min(data.size(), read_.target);
       return data.size() >= read_.target ? read_.target : 0;
     case ReadKind::kUntil: {
-      const std::string& d = read_.delimiter;
+      const std::string& d = read_.text;
+      std::size_t max_bytes = read_.target;
       // Resume where the last search stopped: linear in the input overall.
-      std::size_t from = read_.scanned >= d.size() ? read_.scanned - (d.size() - 1) : 0;
+      std::size_t from = read_.done >= d.size() ? read_.done - (d.size() - 1) : 0;
       std::size_t pos = data.find(d, from);
       if (pos != std::string_view::npos) {
         std::size_t n = pos + d.size();
-        if (n > read_.max_bytes) throw UnsatisfiableReadError("delimiter not found within max_bytes");
+        if (n > max_bytes) throw UnsatisfiableReadError("delimiter not found within max_bytes");
         return n;
       }
-      read_.scanned = data.size();
-      if (data.size() > read_.max_bytes) throw UnsatisfiableReadError("delimiter not found within max_bytes");
+      read_.done = data.size();
+      if (data.size() > max_bytes) throw UnsatisfiableReadError("delimiter not found within max_bytes");
       return 0;
     }
     case ReadKind::kRegex: {
       std::cmatch m;
-      if (std::regex_search(data.data(), data.data() + data.size(), m, read_.regex->re)) {
+      std::size_t max_bytes = read_.target;
+      if (std::regex_search(data.data(), data.data() + data.size(), m, static_cast<Regex*>(read_.ptr)->re)) {
         std::size_t n = static_cast<std::size_t>(m.position(0) + m.length(0));
-        if (n > read_.max_bytes) throw UnsatisfiableReadError("pattern not found within max_bytes");
+        if (n > max_bytes) throw UnsatisfiableReadError("pattern not found within max_bytes");
         return n;
       }
-      if (data.size() > read_.max_bytes) throw UnsatisfiableReadError("pattern not found within max_bytes");
+      if (data.size() > max_bytes) throw UnsatisfiableReadError("pattern not found within max_bytes");
       return 0;
     }
     case ReadKind::kMore:
@@ -508,54 +604,100 @@ std::size_t BaseIOStream::satisfied_by_buffer() {
   return 0;
 }
 
+bool BaseIOStream::wants_direct_read() const noexcept {
+  if (read_kind_ != ReadKind::kBytes) return false;
+  if (!read_.text.empty()) return true;  // one is under way
+  // Large, exact, not satisfied by the buffer, with more input to come, and
+  // within the buffer limit (a bigger read must fail the way Tornado's
+  // does, by reaching max_buffer_size).
+  return !read_partial_ && read_.target >= kDirectReadMin && read_.target <= options_.max_buffer_size &&
+         read_buffer_.size() < read_.target && !closed_ && !eof_;
+}
+
+void BaseIOStream::service_direct_read() {
+  // The string the read will return is the destination: sized once (this
+  // zero-fills it, which costs far less than the buffer doublings and the
+  // copy out it replaces), filled from the buffer, then from the fd.
+  if (read_.text.empty()) {
+    read_.text.resize(read_.target);
+    std::size_t take = read_buffer_.size();
+    if (take > 0) std::memcpy(read_.text.data(), buffered().data(), take);
+    read_.done = take;
+    read_buffer_.begin = read_buffer_.end = 0;
+    release_buffer_if_empty();
+  }
+  while (read_.done < read_.target) {
+    if (closed_ || eof_) {
+      return_direct_bytes();  // to the buffer: later reads still see them
+      if (!closed_) {
+        close();  // fails this read
+      } else {
+        fail_read();
+      }
+      return;
+    }
+    if (!readable_ && !has_pending_input()) return;  // wait for the next edge
+    IOResult r = read_some(read_.text.data() + read_.done, read_.target - read_.done);
+    if (r.kind == IOResult::kBytes) {
+      read_.done += r.bytes;
+    } else if (r.kind == IOResult::kError) {
+      return;  // read_some closed the stream, which failed the read
+    }
+  }
+  std::string value = std::move(read_.text);
+  detail::StateRef<detail::FutureStateBase> f = take_read();
+  typed<std::string>(f)->set_result(std::move(value));  // last: may destroy the stream
+}
+
+void BaseIOStream::service_read_into() {
+  for (;;) {
+    // Buffered bytes first, then straight into the caller's memory.
+    char* into = static_cast<char*>(read_.ptr);
+    std::size_t want = read_.target - read_.done;
+    std::size_t take = std::min(want, read_buffer_.size());
+    if (take > 0) {
+      std::memcpy(into + read_.done, buffered().data(), take);
+      read_.done += take;
+      read_buffer_.begin += take;
+      if (read_buffer_.begin == read_buffer_.end) read_buffer_.begin = read_buffer_.end = 0;
+    }
+    bool done = read_.done == read_.target || (read_partial_ && read_.done > 0);
+    if (!done && closed_) {
+      fail_read();
+      return;
+    }
+    if (!done && !eof_ && !closed_ && read_buffer_.size() == 0 && (readable_ || has_pending_input())) {
+      IOResult r = read_some(into + read_.done, read_.target - read_.done);
+      if (r.kind == IOResult::kBytes) {
+        read_.done += r.bytes;
+        continue;
+      }
+      if (r.kind == IOResult::kError) return;  // closed: the read failed
+    }
+    if (done) {
+      std::size_t n = read_.done;
+      detail::StateRef<detail::FutureStateBase> f = take_read();
+      release_buffer_if_empty();
+      typed<std::size_t>(f)->set_result(n);  // last: may destroy the stream
+      return;
+    }
+    if (eof_) close();
+    return;  // or wait for the next edge
+  }
+}
+
 void BaseIOStream::service_read() {
   if (!closed_ && !io_ready()) return;  // resume_io() comes back here
   DestroyGuard guard(this);
+  if (read_kind_ == ReadKind::kInto) {
+    service_read_into();
+    return;
+  }
   for (;;) {
-    if (read_.kind == ReadKind::kInto) {
-      // Buffered bytes first, then straight into the caller's memory.
-      std::size_t want = read_.target - read_.into_filled;
-      std::size_t take = std::min(want, read_buffer_.size());
-      if (take > 0) {
-        std::memcpy(read_.into.data() + read_.into_filled, buffered().data(), take);
-        read_.into_filled += take;
-        read_buffer_.begin += take;
-        if (read_buffer_.begin == read_buffer_.end) read_buffer_.begin = read_buffer_.end = 0;
-      }
-      bool done = read_.into_filled == read_.target || (read_.partial && read_.into_filled > 0);
-      if (!done && closed_) {
-        fail_read();
-        return;
-      }
-      if (!done && !eof_ && !closed_ && read_buffer_.size() == 0 && (readable_ || has_pending_input())) {
-        IOResult r = read_from_fd(read_.into.data() + read_.into_filled, read_.target - read_.into_filled);
-        if (r.kind == IOResult::kBytes) {
-          read_.into_filled += r.bytes;
-          continue;
-        }
-        if (r.kind == IOResult::kWouldBlock) readable_ = false;
-        if (r.kind == IOResult::kEof) eof_ = true;
-        if (r.kind == IOResult::kError) {
-          close_with(r, "read");
-          return;
-        }
-      }
-      if (done) {
-        std::size_t n = read_.into_filled;
-        Future<std::size_t> f = std::move(read_.count);
-        read_ = PendingRead{};
-        release_buffer_if_empty();
-        f.clear_cancel_handler();
-        f.set_result(n);  // last: may destroy the stream
-        return;
-      }
-      if (eof_) {
-        close();
-        return;
-      }
-      return;  // wait for the next edge
+    if (wants_direct_read()) {
+      service_direct_read();
+      return;
     }
-
     std::size_t n;
     try {
       n = satisfied_by_buffer();
@@ -564,21 +706,17 @@ void BaseIOStream::service_read() {
       return;
     }
     if (n > 0) {
-      if (read_.kind == ReadKind::kMore) {
-        Future<void> f = std::move(read_.more);
-        read_ = PendingRead{};
-        f.clear_cancel_handler();
-        f.set_result();
+      if (read_kind_ == ReadKind::kMore) {
+        detail::StateRef<detail::FutureStateBase> f = take_read();
+        static_cast<detail::FutureState<void>*>(f.get())->set_result();
         return;
       }
       std::string value(buffered().substr(0, n));
       read_buffer_.begin += n;
       if (read_buffer_.begin == read_buffer_.end) read_buffer_.begin = read_buffer_.end = 0;
-      Future<std::string> f = std::move(read_.text);
-      read_ = PendingRead{};
+      detail::StateRef<detail::FutureStateBase> f = take_read();
       release_buffer_if_empty();
-      f.clear_cancel_handler();
-      f.set_result(std::move(value));  // last: may destroy the stream
+      typed<std::string>(f)->set_result(std::move(value));  // last: may destroy the stream
       return;
     }
     if (closed_) {
@@ -602,20 +740,9 @@ void BaseIOStream::service_read() {
 }
 
 void BaseIOStream::fail_read() {
-  PendingRead read = std::move(read_);
-  read_ = PendingRead{};
+  detail::StateRef<detail::FutureStateBase> f = take_read();
   release_buffer_if_empty();
-  auto error = std::make_exception_ptr(StreamClosedError(error_));
-  if (read.text.valid()) {
-    read.text.clear_cancel_handler();
-    read.text.set_exception(error);
-  } else if (read.count.valid()) {
-    read.count.clear_cancel_handler();
-    read.count.set_exception(error);
-  } else if (read.more.valid()) {
-    read.more.clear_cancel_handler();
-    read.more.set_exception(error);
-  }
+  if (f) f->set_exception(std::make_exception_ptr(StreamClosedError(error_)));
 }
 
 // --- writing ----------------------------------------------------------------------------
@@ -635,37 +762,64 @@ Future<void> BaseIOStream::write(std::shared_ptr<const std::string> data) {
 Future<void> BaseIOStream::queue_write(Chunk chunk) {
   loop_->assert_in_loop_thread();
   if (closed_) return closed_future<void>(error_);
-  std::size_t size = chunk.view().size();
+  std::string_view view = chunk.view();
+  std::size_t size = view.size();
   if (size == 0) return ready_void();
-  if (options_.max_write_buffer_size && write_queued_ + size > options_.max_write_buffer_size) {
+  std::size_t queued = write_ ? write_->queued : 0;
+  if (options_.max_write_buffer_size && queued + size > options_.max_write_buffer_size) {
     close(std::make_exception_ptr(StreamBufferFullError("Reached maximum write buffer size")));
     return closed_future<void>(error_);
   }
-  write_chunks_.push_back(std::move(chunk));
-  write_queued_ += size;
-  bytes_queued_ += size;
-  if (write_waiters_.size() == write_waiter_head_ && !in_flush_ && writable_ && io_ready()) {
+  std::size_t sent = 0;
+  if (!write_ && writable_ && io_ready()) {
+    // Nothing queued: hand the data to the kernel now. Whatever it takes
+    // needs no queue at all (the common case for a response or an echo).
+    iovec iov{const_cast<char*>(view.data()), size};
+    IOResult r = write_to_fd(&iov, 1);
+    if (r.kind == IOResult::kBytes) {
+      if (r.bytes == size) return ready_void();
+      sent = r.bytes;
+    } else if (r.kind == IOResult::kWouldBlock) {
+      writable_ = false;
+    } else {
+      close_with(r, "write");
+      return closed_future<void>(error_);
+    }
+  }
+  if (!write_) {
+    Caches& c = tls_caches;
+    write_.reset(c.queue_count > 0 ? static_cast<WriteQueue*>(c.queues[--c.queue_count]) : new WriteQueue());
+  }
+  WriteQueue& q = *write_;
+  bool idle_before = q.waiter_head == q.waiters.size();
+  q.chunks.push_back(std::move(chunk));
+  if (q.chunks.size() - 1 == q.head) q.offset = sent;
+  q.queued += size - sent;
+  q.written += sent;
+  q.enqueued += size;
+  if (idle_before && !in_flush_ && writable_ && io_ready()) {
     flush();
     if (closed_) return closed_future<void>(error_);
-    if (bytes_written_ >= bytes_queued_) return ready_void();
+    if (!write_) return ready_void();  // all of it went out
   }
   Future<void> f;
-  write_waiters_.push_back(WriteWaiter{bytes_queued_, f});
+  write_->waiters.push_back(WriteWaiter{write_->enqueued, f});
   if (!in_flush_ && writable_ && io_ready()) flush();
   return f;
 }
 
 void BaseIOStream::flush() {
-  if (in_flush_ || closed_ || !io_ready()) return;
+  if (in_flush_ || closed_ || !io_ready() || !write_) return;
   DestroyGuard guard(this);
   in_flush_ = true;
   for (;;) {
-    while (write_queued_ > 0 && writable_) {
+    WriteQueue& q = *write_;
+    while (q.queued > 0 && writable_) {
       iovec iov[kMaxIov];
       int count = 0;
-      for (std::size_t i = write_head_; i < write_chunks_.size() && count < kMaxIov; ++i) {
-        std::string_view v = write_chunks_[i].view();
-        if (i == write_head_) v.remove_prefix(write_offset_);
+      for (std::size_t i = q.head; i < q.chunks.size() && count < kMaxIov; ++i) {
+        std::string_view v = q.chunks[i].view();
+        if (i == q.head) v.remove_prefix(q.offset);
         iov[count].iov_base = const_cast<char*>(v.data());
         iov[count].iov_len = v.size();
         ++count;
@@ -680,41 +834,46 @@ void BaseIOStream::flush() {
         close_with(r, "write");
         return;
       }
-      write_queued_ -= r.bytes;
-      bytes_written_ += r.bytes;
+      q.queued -= r.bytes;
+      q.written += r.bytes;
       std::size_t left = r.bytes;
       while (left > 0) {
-        std::size_t chunk_left = write_chunks_[write_head_].view().size() - write_offset_;
+        std::size_t chunk_left = q.chunks[q.head].view().size() - q.offset;
         if (left >= chunk_left) {
           left -= chunk_left;
-          write_chunks_[write_head_] = Chunk{};  // release the memory now
-          ++write_head_;
-          write_offset_ = 0;
+          q.chunks[q.head] = Chunk{};  // release the memory now
+          ++q.head;
+          q.offset = 0;
         } else {
-          write_offset_ += left;
+          q.offset += left;
           left = 0;
         }
       }
     }
-    if (write_queued_ == 0) {
-      // Give the capacity back too: thousands of idle connections should
-      // not each keep a vector sized for their busiest moment.
-      write_chunks_ = {};
-      write_head_ = write_offset_ = 0;
+    if (q.queued == 0) {
+      q.chunks.clear();
+      q.head = q.offset = 0;
     }
     bool resolved = false;
-    while (write_waiter_head_ < write_waiters_.size() && write_waiters_[write_waiter_head_].until <= bytes_written_) {
-      Future<void> f = std::move(write_waiters_[write_waiter_head_].future);
-      ++write_waiter_head_;
+    while (write_ && write_->waiter_head < write_->waiters.size() &&
+           write_->waiters[write_->waiter_head].until <= write_->written) {
+      Future<void> f = std::move(write_->waiters[write_->waiter_head].future);
+      ++write_->waiter_head;
       f.set_result();  // may resume a writer, which may write more or destroy us
       if (guard.destroyed) return;
       resolved = true;
     }
-    if (write_waiter_head_ == write_waiters_.size()) {
-      write_waiters_ = {};
-      write_waiter_head_ = 0;
+    if (closed_ || !write_) break;
+    if (write_->waiter_head == write_->waiters.size()) {
+      write_->waiters.clear();
+      write_->waiter_head = 0;
+      if (write_->queued == 0) {
+        // Empty: an idle connection keeps no write queue.
+        write_.reset();
+        break;
+      }
     }
-    if (closed_ || !resolved || write_queued_ == 0 || !writable_) break;
+    if (!resolved || write_->queued == 0 || !writable_) break;
   }
   in_flush_ = false;
 }
@@ -722,6 +881,7 @@ void BaseIOStream::flush() {
 // --- IOStream ------------------------------------------------------------------------------
 
 IOStream::IOStream(UniqueFd socket, StreamOptions options) : BaseIOStream(std::move(socket), options) {
+  set_short_read_drains(true);
   register_fd();
 }
 

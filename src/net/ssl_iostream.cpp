@@ -75,6 +75,9 @@ bool is_ip_literal(const std::string& host) {
 SSLIOStream::SSLIOStream(UniqueFd socket, std::shared_ptr<SSLContext> context, std::string server_hostname,
                          StreamOptions options)
     : IOStream(std::move(socket), options), context_(std::move(context)) {
+  // SSL_read stops at a record boundary: a short read says nothing about
+  // whether the socket is drained.
+  set_short_read_drains(false);
   ssl_ = SSL_new(context_->native());
   if (!ssl_) throw SSLError("SSL_new: " + ssl_error_text());
   BIO* bio = BIO_new(socket_bio_method());

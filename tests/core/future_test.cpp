@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -144,6 +146,102 @@ TEST_F(FutureTest, AFutureProducedByACoroutineCannotBeSetByHand) {
   EXPECT_THROW(coro.set_result(1), InvalidStateError);
   gate.set_result(2);
   EXPECT_EQ(coro.result(), 2);
+}
+
+// --- size and storage of the state ---------------------------------------------------
+// A pending read or sleep keeps one state alive per idle connection (the
+// idle-memory budget in bench/README-net.md), and every co_await puts an
+// awaiter in its coroutine's frame; these pin what they cost.
+
+#ifdef NDEBUG
+constexpr std::size_t kDebugOwner = 0;
+#else
+constexpr std::size_t kDebugOwner = sizeof(std::uintptr_t);  // the owning thread, checked in debug builds
+#endif
+
+TEST(FutureSizeTest, APendingStateIsSmall) {
+  EXPECT_LE(sizeof(detail::FutureState<void>), 96 + kDebugOwner);
+  EXPECT_LE(sizeof(detail::FutureState<std::string>), 96 + kDebugOwner + sizeof(std::string));
+  EXPECT_LE(sizeof(detail::Continuation), 32u);
+  EXPECT_LE(sizeof(detail::CancelHandler), 24u);
+}
+
+TEST(FutureSizeTest, AnAwaiterIsTwoPointers) {
+  EXPECT_EQ((sizeof(detail::FutureAwaiter<std::string, true>)), 2 * sizeof(void*));
+  EXPECT_EQ((sizeof(detail::FutureAwaiter<int, false>)), 2 * sizeof(void*));
+}
+
+TEST_F(FutureTest, ACallbackTooBigToStoreInlineStillRunsOnce) {
+  Future<int> f;
+  std::array<char, 200> big{};
+  big[199] = 'z';
+  int runs = 0;
+  char seen = 0;
+  f.add_done_callback([&runs, &seen, big](Future<int> done) {
+    ++runs;
+    seen = big[199];
+    EXPECT_EQ(done.result(), 3);
+  });
+  f.set_result(3);
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(seen, 'z');
+}
+
+TEST_F(FutureTest, ACancelHandlerTooBigToStoreInlineStillRuns) {
+  Future<void> f;
+  std::array<char, 100> big{};
+  big[0] = 'q';
+  char seen = 0;
+  f.set_cancel_handler([&seen, big] { seen = big[0]; });
+  EXPECT_TRUE(f.cancel());
+  EXPECT_EQ(seen, 'q');
+}
+
+TEST_F(FutureTest, CallbacksOfAStateThatDiesPendingAreDestroyedUnrun) {
+  auto token = std::make_shared<int>(0);
+  {
+    Future<int> f;
+    // The first continuation is stored in the state, the others out of
+    // line; small and large captures both.
+    f.add_done_callback([token] { ++*token; });
+    f.add_done_callback([token, pad = std::array<char, 64>{}] { ++*token; });
+    f.set_cancel_handler([token] { ++*token; });
+    EXPECT_EQ(token.use_count(), 4);
+  }
+  EXPECT_EQ(token.use_count(), 1);
+  EXPECT_EQ(*token, 0);
+}
+
+SQUALL_ASYNC_TEST(FutureTest, ACoroutineAndCallbacksWaitingOnOneStateAllResumeInOrder) {
+  Future<int> gate;
+  std::vector<std::string> order;
+  gate.add_done_callback([&] { order.push_back("callback 1"); });
+  auto waiter = [](Future<int> g, std::vector<std::string>& log) -> Future<void> {
+    int v = co_await g;
+    log.push_back("coroutine " + std::to_string(v));
+  }(gate, order);
+  gate.add_done_callback([&] { order.push_back("callback 2"); });
+  gate.set_result(7);
+  co_await waiter;
+  EXPECT_EQ(order, (std::vector<std::string>{"callback 1", "coroutine 7", "callback 2"}));
+}
+
+SQUALL_ASYNC_TEST(FutureTest, CancellingACoroutineStillReachesTheFutureItAwaits) {
+  // The cancel request travels through the promise's packed "awaiting"
+  // word (promise.hpp); the awaited future's cancel handler must run.
+  Future<void> inner;
+  bool inner_cancelled = false;
+  inner.set_cancel_handler([&] { inner_cancelled = true; });
+  auto outer = [](Future<void> f) -> Future<void> { co_await f; }(inner);
+  EXPECT_TRUE(outer.cancel());
+  EXPECT_TRUE(inner_cancelled);
+  bool cancelled = false;
+  try {
+    co_await outer;
+  } catch (const CancelledError&) {
+    cancelled = true;
+  }
+  EXPECT_TRUE(cancelled);
 }
 
 }  // namespace

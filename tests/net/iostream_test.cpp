@@ -6,12 +6,18 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 
+#include "../support/counting_new.hpp"
 #include "../support/test_certs.hpp"
+#include "squall/core/gen.hpp"
 #include "squall/net/ssl_iostream.hpp"
 #include "squall/testing.hpp"
 
@@ -286,6 +292,131 @@ STREAM_TEST(ZeroCopyAccessLetsAParserConsumeInPlace) {
   EXPECT_EQ(t.reader().buffered(), "rest");
 }
 
+// --- the short-read rule ------------------------------------------------------------
+// On a socket, a read that returned less than it asked for marks the fd
+// drained until its next edge (iostream.hpp). Nothing may be lost by it:
+// neither data that arrives later, nor a hang-up that came with the data.
+
+STREAM_TEST(DataAndAHangUpThatArriveTogetherAreBothSeen) {
+  co_await t.writer().write("last words");
+  t.writer().close();
+  EXPECT_EQ(co_await t.reader().read_bytes(100, true), "last words");  // a short read
+  EXPECT_EQ(co_await t.reader().read_until_close(), "");
+  EXPECT_TRUE(t.reader().closed());
+}
+
+STREAM_TEST(AShortReadWaitsForTheNextArrivalAndMissesNothing) {
+  co_await t.writer().write("abc");
+  EXPECT_EQ(co_await t.reader().read_bytes(100, true), "abc");  // a short read
+  auto next = t.reader().read_bytes(6);
+  co_await next_iteration();
+  EXPECT_FALSE(next.done());
+  co_await t.writer().write("def");
+  co_await next_iteration();
+  co_await t.writer().write("ghi");
+  EXPECT_EQ(co_await next, "defghi");
+  co_await t.writer().write("tail");
+  t.writer().close();
+  EXPECT_EQ(co_await t.reader().read_until_close(), "tail");
+}
+
+STREAM_TEST(AHangUpAfterAShortReadIsNoticedWithoutAPendingRead) {
+  Future<void> closed;
+  t.reader().set_close_callback([&closed] { closed.set_result(); });
+  co_await t.writer().write("abc");
+  EXPECT_EQ(co_await t.reader().read_bytes(100, true), "abc");  // a short read
+  t.writer().close();
+  co_await closed;
+  EXPECT_TRUE(t.reader().closed());
+}
+
+// --- large reads straight into the result ---------------------------------------------
+
+/// `n` bytes that differ from position to position, so a lost or reordered
+/// piece shows.
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 131 + i / 7) % 26);
+  return s;
+}
+
+STREAM_TEST(ALargeReadTakesTheBufferedBytesFirstThenTheRest) {
+  constexpr std::size_t kSize = 1 << 20;
+  auto data = std::make_shared<const std::string>(pattern(kSize + 10));
+  auto sent = t.writer().write(std::shared_ptr<const std::string>(data));
+  EXPECT_EQ(co_await t.reader().read_bytes(10), data->substr(0, 10));  // buffers more than 10
+  std::string rest = co_await t.reader().read_bytes(kSize);
+  co_await sent;
+  EXPECT_EQ(rest.size(), kSize);
+  EXPECT_TRUE(rest == data->substr(10));
+}
+
+/// Waits (checking every millisecond, for at most two seconds) until the
+/// kernel holds at least `n` unread bytes on `fd`.
+Future<void> until_unread(int fd, std::size_t n) {
+  for (int i = 0; i < 2000; ++i) {
+    int unread = 0;
+    if (::ioctl(fd, FIONREAD, &unread) == 0 && static_cast<std::size_t>(unread) >= n) co_return;
+    co_await squall::sleep(1ms);
+  }
+  ADD_FAILURE() << "fewer than " << n << " bytes ever arrived on fd " << fd;
+}
+
+STREAM_TEST(CancellingALargeReadKeepsWhatItHadReadForTheNextRead) {
+  co_await t.writer().write("x");  // over TLS: both handshakes done after this
+  EXPECT_EQ(co_await t.reader().read_bytes(1), "x");
+  std::string data = pattern(50 * 1024);
+  co_await t.writer().write(data);
+  co_await until_unread(t.reader().fileno(), data.size());
+  // One loop iteration that polls, so the reader sees the arrival's edge
+  // (its last read was short: it waits for an edge before reading again).
+  co_await squall::sleep(1ms);
+  auto big = t.reader().read_bytes(1 << 20);  // takes all 50 KiB into its result string, then waits
+  EXPECT_FALSE(big.done());
+  EXPECT_TRUE(big.cancel());
+  EXPECT_FALSE(t.reader().reading());
+  EXPECT_EQ(t.reader().buffered().size(), data.size());  // given back to the buffer
+  std::string again = co_await t.reader().read_bytes(data.size());
+  EXPECT_TRUE(again == data);
+}
+
+STREAM_TEST(APeerThatHangsUpDuringALargeReadLeavesItsBytesToReadUntilClose) {
+  std::string data = pattern(100 * 1024);
+  auto big = t.reader().read_bytes(1 << 20);
+  co_await t.writer().write(data);
+  t.writer().close();
+  bool failed = false;
+  try {
+    co_await big;
+  } catch (const StreamClosedError&) {
+    failed = true;
+  }
+  EXPECT_TRUE(failed);
+  EXPECT_TRUE(co_await t.reader().read_until_close() == data);
+}
+
+// --- writes -----------------------------------------------------------------------------
+
+STREAM_TEST(WritesKeepTheirOrderWhenTheKernelTakesOnlyPartOfOne) {
+  // The first write fills the kernel's buffer: the rest of it and the next
+  // writes wait in the queue, and must follow in order.
+  auto a = std::make_shared<const std::string>(pattern(16 << 20));  // more than loopback TCP buffers
+  std::string b = "[middle]";
+  std::string c = pattern(1000);
+  std::size_t total = a->size() + b.size() + c.size();
+  auto got = t.reader().read_bytes(total);
+  auto wa = t.writer().write(std::shared_ptr<const std::string>(a));
+  auto wb = t.writer().write(b);
+  auto wc = t.writer().write(c);
+  EXPECT_TRUE(t.writer().writing());
+  std::string all = co_await got;
+  co_await wa;
+  co_await wb;
+  co_await wc;
+  EXPECT_FALSE(t.writer().writing());
+  EXPECT_TRUE(all == *a + b + c);
+}
+
 // --- socket-only behaviour ------------------------------------------------------------
 
 class SocketStreamTest : public testing::AsyncTest {};
@@ -383,6 +514,97 @@ SQUALL_ASYNC_TEST(SocketStreamTest, APeerThatClosesAnIdleConnectionIsNoticed) {
   ends.writer.reset();
   co_await closed;  // no read was pending: the hang-up alone closed it
   EXPECT_TRUE(ends.reader->closed());
+}
+
+/// An IOStream that counts its reads from the socket.
+class CountingStream : public IOStream {
+ public:
+  using IOStream::IOStream;
+  int reads = 0;
+
+ protected:
+  IOResult read_from_fd(char* buf, std::size_t n) override {
+    ++reads;
+    return IOStream::read_from_fd(buf, n);
+  }
+};
+
+SQUALL_ASYNC_TEST(SocketStreamTest, ARequestResponseRoundTripCostsOneRead) {
+  // The short-read rule: the read that brings a small request in also says
+  // the socket is empty, so no second read runs into EAGAIN.
+  Ends ends = UnixTransport::make();
+  CountingStream reader(static_cast<IOStream&>(*ends.reader).detach());
+  constexpr int kRounds = 20;
+  for (int i = 0; i < kRounds; ++i) {
+    auto request = reader.read_bytes(4096, true);  // waits: nothing was sent yet
+    co_await next_iteration();
+    co_await ends.writer->write("ping");
+    EXPECT_EQ(co_await request, "ping");
+    co_await reader.write("pong");
+    EXPECT_EQ(co_await ends.writer->read_bytes(4), "pong");
+  }
+  // One read per request, plus the first read a new stream tries at once.
+  EXPECT_LE(reader.reads, kRounds + 1);
+}
+
+SQUALL_ASYNC_TEST(SocketStreamTest, DataAndAHangUpSentBeforeTheStreamExistedAreBothSeen) {
+  // Regression guard for the short-read rule: the hang-up has been in the
+  // socket all along (no EPOLLRDHUP seen yet when the short read happens).
+  int fds[2];
+  CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  UniqueFd peer{fds[1]};
+  CO_ASSERT_EQ(::write(peer.get(), "hello", 5), 5);
+  ::shutdown(peer.get(), SHUT_WR);
+  IOStream stream{UniqueFd(fds[0])};
+  EXPECT_EQ(co_await stream.read_bytes(100, true), "hello");
+  bool closed = false;
+  try {
+    co_await stream.read_bytes(1);
+  } catch (const StreamClosedError&) {
+    closed = true;
+  }
+  EXPECT_TRUE(closed);
+}
+
+SQUALL_ASYNC_TEST(SocketStreamTest, AWriteTheKernelTakesWholeAllocatesNothing) {
+  Ends ends = UnixTransport::make();
+  co_await ends.writer->write("warm-up");  // the shared ready future is made once per thread
+  tls_allocations = 0;
+  auto written = ends.writer->write(std::string_view("ping"));  // short: no string allocation either
+  long counted = std::exchange(tls_allocations, -1);
+  EXPECT_TRUE(written.done());
+  EXPECT_EQ(counted, 0);  // no write queue, no future
+  EXPECT_FALSE(ends.writer->writing());
+  EXPECT_EQ(co_await ends.reader->read_bytes(11), "warm-upping");
+}
+
+SQUALL_ASYNC_TEST(SocketStreamTest, ReadBytesBeyondTheBufferLimitStillFails) {
+  // A large read_bytes reads straight into its result, but only within
+  // max_buffer_size: past it, it fails as Tornado's does.
+  int fds[2];
+  CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  IOStream reader{UniqueFd(fds[0]), StreamOptions{.max_buffer_size = 100 * 1024}};
+  IOStream writer{UniqueFd(fds[1])};
+  auto sent = writer.write(std::string(150 * 1024, 'x'));
+  bool closed = false;
+  try {
+    co_await reader.read_bytes(150 * 1024);
+  } catch (const StreamClosedError& e) {
+    try {
+      std::rethrow_exception(e.real_error());
+    } catch (const UnsatisfiableReadError&) {
+      closed = true;
+    }
+  }
+  EXPECT_TRUE(closed);
+  writer.close();
+}
+
+// Regression guard for the idle-connection budget (bench/README-net.md:
+// at most 1 KiB per idle connection, all included): the stream object.
+TEST(StreamSizeTest, AStreamObjectStaysSmall) {
+  EXPECT_LE(sizeof(IOStream), 192u);
+  EXPECT_LE(sizeof(PipeIOStream), 192u);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include <concepts>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -38,56 +39,68 @@ struct IsFuture<Future<T>> : std::true_type {};
 /// What `co_await future` does. `Owning` awaiters came from an rvalue future:
 /// they hold its only reference until suspension, then let the state own the
 /// frame (future_state.hpp), and move the result out when resumed.
+/// An awaiter lives in the awaiting coroutine's frame, one per co_await, so
+/// it is kept to two pointers: the "still holds its reference" flag is the
+/// low bit of the state pointer (states are at least 8-byte aligned).
 template <class T, bool Owning>
 class FutureAwaiter {
  public:
-  explicit FutureAwaiter(FutureState<T>* s) noexcept : s_(s) {}
-  FutureAwaiter(FutureAwaiter&& o) noexcept : s_(std::exchange(o.s_, nullptr)), owns_(std::exchange(o.owns_, false)) {}
+  explicit FutureAwaiter(FutureState<T>* s) noexcept : bits_(reinterpret_cast<std::uintptr_t>(s) | kInitialOwns) {}
+  FutureAwaiter(FutureAwaiter&& o) noexcept : bits_(std::exchange(o.bits_, 0)), promise_(o.promise_) {}
   FutureAwaiter& operator=(FutureAwaiter&&) = delete;
   ~FutureAwaiter() {
-    if (owns_ && s_) s_->release();
+    if constexpr (Owning) {
+      if (bits_ & kOwns) state()->release();
+    }
   }
 
-  bool await_ready() const noexcept { return s_->done(); }
+  bool await_ready() const noexcept { return state()->done(); }
 
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
+    FutureState<T>* s = state();
     if constexpr (std::is_base_of_v<PromiseBase, P>) {
       promise_ = &h.promise();
       // Cancelled while it was running (asyncio's _must_cancel): the new
       // wait is cancelled at once instead of running to completion.
       if (promise_->cancel_pending()) {
-        s_->cancel();
-        if (s_->done()) return false;  // await_resume throws CancelledError
+        s->cancel();
+        if (s->done()) return false;  // await_resume throws CancelledError
       }
-      promise_->set_awaiting(s_);
+      promise_->set_awaiting(s);
     }
-    s_->add_waiter(h);
-    if (owns_) {
-      owns_ = false;
+    s->add_waiter(h);
+    if constexpr (Owning) {
+      bits_ &= ~kOwns;
       // May destroy this very frame if nobody else can complete the state:
       // touch nothing after this line.
-      s_->release();
+      s->release();
     }
     return true;
   }
 
   decltype(auto) await_resume() {
     if (promise_) promise_->resumed();
-    s_->rethrow_if_failed();
+    FutureState<T>* s = state();
+    s->rethrow_if_failed();
     if constexpr (std::is_void_v<T>) {
       return;
     } else if constexpr (Owning) {
-      return T(std::move(s_->value()));
+      return T(std::move(s->value()));
     } else {
-      return static_cast<T&>(s_->value());
+      return static_cast<T&>(s->value());
     }
   }
 
  private:
-  FutureState<T>* s_;
+  static constexpr std::uintptr_t kOwns = 1;
+  static constexpr std::uintptr_t kInitialOwns = Owning ? kOwns : 0;
+  static_assert(alignof(FutureState<T>) > kOwns);
+
+  FutureState<T>* state() const noexcept { return reinterpret_cast<FutureState<T>*>(bits_ & ~kOwns); }
+
+  std::uintptr_t bits_;
   PromiseBase* promise_ = nullptr;
-  bool owns_ = Owning;
 };
 
 /// The part of Future<T> that does not depend on T being void.
@@ -145,9 +158,13 @@ class FutureBase {
     });
   }
 
-  /// For producers: runs `fn` if this pending future is cancelled, so the
+  /// For producers: runs `fn()` if this pending future is cancelled, so the
   /// operation behind it can stop (remove a timer, give up a read slot).
-  void set_cancel_handler(Callback fn) { s_->set_cancel_handler(std::move(fn)); }
+  /// Captures of up to 16 bytes are stored without allocating.
+  template <class F>
+  void set_cancel_handler(F&& fn) {
+    s_->set_cancel_handler(std::forward<F>(fn));
+  }
   void clear_cancel_handler() { s_->clear_cancel_handler(); }
 
   auto operator co_await() & noexcept { return FutureAwaiter<T, false>(s_.get()); }

@@ -86,6 +86,12 @@ class IOLoop {
   /// that waited on them). With `all_fds`, also closes every registered fd.
   void close(bool all_fds = false);
   bool closed() const noexcept { return closed_; }
+  /// Runs `fn` once when the loop closes, at the start of close() while the
+  /// loop still works (handlers and timers may be removed), in the order
+  /// added. For per-loop singletons of higher layers, such as
+  /// AsyncHTTPClient::instance(), which must not outlive their loop.
+  /// Loop thread only.
+  void add_close_callback(UniqueFunction<void()> fn);
 
   /// The loop's monotonic time (the clock given in Options).
   TimePoint time() const noexcept;
@@ -210,6 +216,7 @@ class IOLoop {
   /// callback without taking remote_mutex_.
   std::atomic<std::thread::id> running_thread_{};
   std::unique_ptr<Executor> default_executor_;
+  std::vector<UniqueFunction<void()>> close_callbacks_;  // add_close_callback
   Duration blocking_threshold_{};
   // Callbacks run since the last epoll_wait (see kCallbacksPerPoll).
   std::size_t callbacks_since_poll_ = 0;

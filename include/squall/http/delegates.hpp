@@ -3,6 +3,7 @@
 // Every method is called, and must be called, on the connection's loop thread.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string_view>
 
@@ -72,6 +73,17 @@ class HTTPMessageDelegate {
   /// complete. Called at most once; the delegate is destroyed later, after
   /// the Future finish() returned (if any) is done.
   virtual void on_connection_close() = 0;
+};
+
+/// A base for objects made per request, such as message delegates: their
+/// memory is recycled through a per-thread pool (the one coroutine frames
+/// use), so `std::make_unique<MyDelegate>(...)` in start_request costs no
+/// malloc once the pool is warm. Objects over 512 bytes use the heap.
+///
+///   class Hello final : public HTTPMessageDelegate, public PooledAllocation { ... };
+struct PooledAllocation {
+  static void* operator new(std::size_t size) { return detail::pool_allocate(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { detail::pool_deallocate(p, size); }
 };
 
 /// Makes a message delegate per request (Tornado's

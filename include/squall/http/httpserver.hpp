@@ -108,15 +108,15 @@ class HTTPServer : public net::TCPServer {
   const HTTPServerOptions& http_options() const noexcept { return options_; }
 
  protected:
+  /// Starts an HTTP1ServerConnection on the stream; the server owns it until
+  /// it closes. Returns no Future (nothing per connection waits on one).
   Future<void> handle_stream(std::unique_ptr<net::IOStream> stream, std::string address) override;
 
  private:
   struct Core;
   static net::TCPServerOptions tcp_options(const HTTPServerOptions& options);
-  static Future<void> run_connection(std::shared_ptr<Core> core, std::unique_ptr<HTTP1ServerConnection> conn);
 
   HTTPServerOptions options_;
-  HTTP1ConnectionParameters params_;
   std::shared_ptr<Core> core_;
 };
 

@@ -34,6 +34,11 @@ class HTTPServerRequest {
   /// response; HTTPServer guarantees it until the request is finished.
   explicit HTTPServerRequest(HTTPConnection* connection = nullptr);
 
+  /// Makes this a blank request answered through `connection`, as if newly
+  /// made, but keeping the memory its strings hold (servers recycle request
+  /// objects this way).
+  void reset(HTTPConnection* connection);
+
   /// Sets method, uri, version and the parts derived from the uri (path,
   /// query; host from an absolute-form target, RFC 9112 section 3.2.2).
   void set_start_line(std::string_view method, std::string_view uri, std::string_view version);

@@ -10,11 +10,22 @@
 //   operation, so a request/response costs no epoll_ctl at all. The stream
 //   remembers whether the fd was left readable/writable, and reads only when
 //   a read is pending, so unread data waits in the kernel, not in our memory.
+//   On a socket, a read that returns less than it asked for means the
+//   socket is drained (the next arrival raises a new edge), so a request/
+//   response costs one recv, not a second one that returns EAGAIN; after
+//   EPOLLRDHUP the stream reads on until end of file instead.
 // - One contiguous read buffer per stream, compacted in place, taken from a
 //   per-thread pool when a read starts and given back as soon as it is empty:
-//   an idle connection holds no read buffer (nginx's approach).
-// - Writes queue chunks (owned strings or shared immutable buffers, never
-//   copied) and flush with one writev/sendmsg per wake-up.
+//   an idle connection holds no read buffer (nginx's approach). A large
+//   read_bytes(n) reads straight into the string it returns.
+// - Writes go to the kernel at once when it takes them; what it does not take
+//   waits in a write queue (owned strings or shared immutable buffers, never
+//   copied) that exists only while it holds something, flushed with one
+//   writev/sendmsg per wake-up.
+// - Small: an idle stream with a pending read is about 200 bytes (the
+//   pending read is one tagged record with one future; the write queue and
+//   the read buffer are not there while empty). tests/net/iostream_test.cpp
+//   pins the size.
 // - Futures are resolved last in every code path: a coroutine resumed by a
 //   read may destroy the stream, so nothing touches the stream after.
 #pragma once
@@ -29,9 +40,11 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include "squall/core/callback.hpp"
+#include "squall/core/detail/inline_function.hpp"
 #include "squall/core/errors.hpp"
 #include "squall/core/future.hpp"
 #include "squall/core/ioloop.hpp"
@@ -143,15 +156,23 @@ class BaseIOStream {
 
   // --- state -------------------------------------------------------------------------
   /// Runs once, on the loop, after the stream closed (for any reason).
-  void set_close_callback(UniqueFunction<void()> callback) { close_callback_ = std::move(callback); }
+  /// A callable capturing up to 16 bytes (`this`, a weak_ptr) is stored in
+  /// the stream without allocating.
+  template <class F>
+    requires std::is_invocable_v<std::decay_t<F>&>
+  void set_close_callback(F&& callback) {
+    close_callback_ = CloseCallback(std::forward<F>(callback));
+  }
+  void set_close_callback(std::nullptr_t) noexcept { close_callback_ = nullptr; }
   /// Closes the fd; pending operations fail with StreamClosedError carrying
   /// `error` (or the error that caused the close).
   void close(std::exception_ptr error = nullptr);
   bool closed() const noexcept { return closed_; }
   /// Why the stream closed, if it closed because of an error.
   std::exception_ptr error() const noexcept { return error_; }
-  bool reading() const noexcept { return read_.kind != ReadKind::kNone; }
-  bool writing() const noexcept { return write_queued_ > 0; }
+  bool reading() const noexcept { return read_kind_ != ReadKind::kNone; }
+  /// True while written data waits in user space for the kernel to take it.
+  bool writing() const noexcept { return write_ != nullptr && write_->queued > 0; }
   int fileno() const noexcept { return fd_.get(); }
   IOLoop& io_loop() const noexcept { return *loop_; }
   const StreamOptions& options() const noexcept { return options_; }
@@ -192,6 +213,10 @@ class BaseIOStream {
   bool fd_writable() const noexcept { return writable_; }
   void set_fd_readable(bool v) noexcept { readable_ = v; }
   void set_fd_writable(bool v) noexcept { writable_ = v; }
+  /// Whether read_from_fd returning fewer bytes than asked means the fd is
+  /// drained until its next edge: true for sockets (IOStream); false for
+  /// TLS, whose reads stop at record boundaries, and for pipes.
+  void set_short_read_drains(bool v) noexcept { short_read_drains_ = v; }
 
   UniqueFd fd_;
 
@@ -210,23 +235,22 @@ class BaseIOStream {
   };
 
   struct Regex;  // std::regex, kept out of this header
-  struct RegexDeleter {
-    void operator()(Regex* r) const noexcept;
-  };
-  /// The one pending read and its parameters.
+  /// The parameters of the one pending read; which fields mean what depends
+  /// on read_kind_ (a tagged record: one future, one string, three words).
   struct PendingRead {
-    ReadKind kind = ReadKind::kNone;
-    bool partial = false;
-    std::size_t target = 0;              // kBytes, kInto: bytes wanted
-    std::size_t max_bytes = SIZE_MAX;    // kUntil, kRegex
-    std::size_t scanned = 0;             // kUntil: bytes already searched
-    std::string delimiter;               // kUntil
-    std::unique_ptr<Regex, RegexDeleter> regex;  // kRegex
-    std::span<char> into;                // kInto
-    std::size_t into_filled = 0;         // kInto
-    Future<std::string> text{nullptr};   // kBytes, kUntil, kRegex, kUntilClose
-    Future<std::size_t> count{nullptr};  // kInto
-    Future<void> more{nullptr};          // kMore
+    /// The read's state: FutureState<std::string> (kBytes, kUntil, kRegex,
+    /// kUntilClose), <std::size_t> (kInto) or <void> (kMore).
+    detail::StateRef<detail::FutureStateBase> future;
+    /// kBytes, kInto: bytes wanted. kMore: buffered size when it started.
+    /// kUntil, kRegex: max_bytes.
+    std::size_t target = 0;
+    /// kUntil: bytes already searched. kInto, direct kBytes: bytes filled.
+    std::size_t done = 0;
+    /// kInto: the caller's memory. kRegex: the compiled pattern (owned).
+    void* ptr = nullptr;
+    /// kUntil: the delimiter. kBytes: the result, filled straight from the
+    /// fd when the read is large (see service_direct_read).
+    std::string text;
   };
   struct Chunk {
     std::string owned;
@@ -239,48 +263,77 @@ class BaseIOStream {
     std::uint64_t until;  // resolved once this many bytes were written in all
     Future<void> future;
   };
+  /// Output the kernel has not taken yet, and the writers waiting for it.
+  /// Exists only while non-empty (taken from a small per-thread cache).
+  struct WriteQueue {
+    std::vector<Chunk> chunks;
+    std::size_t head = 0;          // first unsent chunk
+    std::size_t offset = 0;        // bytes of it already sent
+    std::size_t queued = 0;        // unsent bytes
+    std::uint64_t written = 0;     // sent since the queue was made
+    std::uint64_t enqueued = 0;    // queued since the queue was made
+    std::vector<WriteWaiter> waiters;
+    std::size_t waiter_head = 0;
+  };
+  struct WriteQueueDeleter {
+    void operator()(WriteQueue* q) const noexcept;
+  };
+  using CloseCallback = detail::InlineFunction<void(), 16>;
 
   void handle_events(int fd, std::uint32_t events);
   void begin_read(ReadKind kind);
+  template <class T>
+  Future<T> start_read(ReadKind kind);
   /// Reads from the fd and/or the buffer until the pending read is
   /// satisfied, the fd would block, or the stream closes. Resolves last.
   void service_read();
+  /// service_read for kInto, and for a large kBytes (wants_direct_read):
+  /// straight into the destination, the caller's memory or the string the
+  /// read returns.
+  void service_read_into();
+  void service_direct_read();
+  bool wants_direct_read() const noexcept;
   /// How many buffered bytes satisfy the pending read; 0 if not yet.
   /// Throws UnsatisfiableReadError past a limit.
   std::size_t satisfied_by_buffer();
   bool fill_buffer();  // one read from the fd; false when it would block
+  /// One read from the fd into `buf`; updates readable_/eof_ (the short-read
+  /// rule at the top). Closes the stream on an error.
+  IOResult read_some(char* buf, std::size_t n);
   void ensure_space(std::size_t want);
   void release_buffer_if_empty() noexcept;
+  /// Puts the bytes a direct read already took back in front of the buffer,
+  /// so a cancelled or failed read loses nothing.
+  void return_direct_bytes() noexcept;
   void arm_cancel() noexcept;
+  void on_read_cancelled() noexcept;
+  /// Ends the pending read: its state, with the record cleared.
+  detail::StateRef<detail::FutureStateBase> take_read() noexcept;
   /// Fails the pending read with StreamClosedError (resolves last).
   void fail_read();
   Future<void> queue_write(Chunk chunk);
   void flush();
-  void fail_pending(std::exception_ptr error);
   void schedule_close_callback();
 
+  // Packed beside fd_ (4 bytes): the read kind and the flags.
+  ReadKind read_kind_ = ReadKind::kNone;
+  bool read_partial_ : 1 = false;
+  bool registered_ : 1 = false;
+  bool readable_ : 1 = false;
+  bool writable_ : 1 = false;
+  bool eof_ : 1 = false;
+  bool peer_closed_ : 1 = false;
+  bool closed_ : 1 = false;
+  bool in_flush_ : 1 = false;
+  bool short_read_drains_ : 1 = false;
   IOLoop* loop_;
   StreamOptions options_;
   ReadBuffer read_buffer_;
   PendingRead read_;
-  std::vector<Chunk> write_chunks_;
-  std::size_t write_head_ = 0;       // first unsent chunk
-  std::size_t write_offset_ = 0;     // bytes of it already sent
-  std::size_t write_queued_ = 0;     // unsent bytes
-  std::uint64_t bytes_written_ = 0;  // sent since the stream opened
-  std::uint64_t bytes_queued_ = 0;   // queued since the stream opened
-  std::vector<WriteWaiter> write_waiters_;
-  std::size_t write_waiter_head_ = 0;
-  UniqueFunction<void()> close_callback_;
+  std::unique_ptr<WriteQueue, WriteQueueDeleter> write_;
+  CloseCallback close_callback_;
   std::exception_ptr error_;
   bool* destroyed_flag_ = nullptr;  // see DestroyGuard in iostream.cpp
-  bool registered_ = false;
-  bool readable_ = false;
-  bool writable_ = false;
-  bool eof_ = false;
-  bool peer_closed_ = false;
-  bool closed_ = false;
-  bool in_flush_ = false;
 };
 
 /// A stream over a connected, non-blocking socket.

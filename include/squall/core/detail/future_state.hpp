@@ -13,12 +13,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <new>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "squall/core/callback.hpp"
+#include "squall/core/detail/inline_function.hpp"
 #include "squall/core/errors.hpp"
 
 namespace squall::detail {
@@ -50,14 +52,25 @@ void assert_owner_thread(const void* what, std::uintptr_t owner) noexcept;
 std::uintptr_t current_thread_tag() noexcept;
 #endif
 
-using StateCallback = UniqueFunction<void(FutureStateBase&)>;
 void finish_coroutine_state(FutureStateBase* s, std::exception_ptr e) noexcept;
 
-/// A suspended coroutine or a callback waiting for a state.
-struct Continuation {
-  std::coroutine_handle<> waiter;
-  StateCallback callback;
+/// A suspended coroutine or a callback waiting for a state, in 32 bytes: a
+/// coroutine handle, or a callable capturing up to 24 bytes (a pointer, a
+/// shared_ptr and an index), kept inline; bigger callables are boxed.
+using Continuation = InlineFunction<void(FutureStateBase&), 24>;
+
+/// The continuation that resumes a suspended coroutine. Recognised by
+/// FutureStateBase (Continuation::target_if), which resumes it through the
+/// loop when the stack is deep and destroys the frame if the state dies
+/// pending; never invoked as a callable.
+struct ResumeWaiter {
+  std::coroutine_handle<> handle;
+  void operator()(FutureStateBase&) const noexcept { handle.resume(); }
 };
+
+/// What a pending plain state runs if it is cancelled; a capture of up to
+/// 16 bytes (`this`, a weak_ptr) is kept inline.
+using CancelHandler = InlineFunction<void(), 16>;
 
 class FutureStateBase {
  public:
@@ -103,18 +116,26 @@ class FutureStateBase {
   /// the frame from now until it resumes it (see the lifetime rule above).
   void add_waiter(std::coroutine_handle<> h) {
     check_thread();
-    if (!first_.waiter && !first_.callback) {
-      first_.waiter = h;
+    if (!first_) {
+      first_ = ResumeWaiter{h};
     } else {
-      rest_.push_back(Continuation{h, nullptr});
+      add_more(ResumeWaiter{h});
     }
   }
-  /// Runs `cb` when done; at once if already done.
-  void add_callback(StateCallback cb);
+  /// Runs `cb(state)` when done; at once if already done. A callable that
+  /// is destroyed without being run (the state died pending, or the loop
+  /// dropped a deferred run) is simply destroyed.
+  template <class F>
+  void add_callback(F&& cb) {
+    add_continuation(Continuation(std::forward<F>(cb)));
+  }
 
   /// Called once if a pending plain state is cancelled (a sleep removes its
   /// timer, a read gives up its slot). Replaces any earlier handler.
-  void set_cancel_handler(Callback cb) { on_cancel_ = std::move(cb); }
+  template <class F>
+  void set_cancel_handler(F&& cb) {
+    on_cancel_ = CancelHandler(std::forward<F>(cb));
+  }
   void clear_cancel_handler() noexcept { on_cancel_ = nullptr; }
 
   /// The coroutine computing this state, if any (cleared when it ends).
@@ -142,15 +163,27 @@ class FutureStateBase {
   friend class PromiseBase;
   friend void finish_coroutine_state(FutureStateBase* s, std::exception_ptr e) noexcept;
   void destroy_self() noexcept { delete this; }
+  void add_continuation(Continuation c);
+  void add_more(Continuation c);
   void run(Continuation& c);
 
+  // Laid out for size: a pending read or sleep keeps one of these alive per
+  // connection (tests/core/future_test.cpp pins the size).
   std::exception_ptr exception_;
-  Continuation first_;
-  std::vector<Continuation> rest_;
-  Callback on_cancel_;
   std::uint32_t refs_ = 1;
   Status status_ = Status::kPending;
   bool retrieved_ = false;
+
+ protected:
+  /// FutureState<T>: whether its value slot holds a constructed T.
+  bool has_value_ = false;
+
+ private:
+  Continuation first_;
+  // Continuations after the first (a future awaited twice, a multi() and a
+  // coroutine on one state): rare, so kept out of line.
+  std::unique_ptr<std::vector<Continuation>> rest_;
+  CancelHandler on_cancel_;
 #ifndef NDEBUG
   std::uintptr_t owner_;
 #endif
@@ -163,6 +196,9 @@ class FutureState final : public FutureStateBase {
   // before constructing it (value-initialisation of a class whose default
   // constructor is implicit does): every member has its own initialiser.
   FutureState() noexcept {}
+  ~FutureState() override {
+    if (has_value_) value_.~T();
+  }
 
   template <class... A>
   void set_result(A&&... a) {
@@ -175,13 +211,21 @@ class FutureState final : public FutureStateBase {
   /// final suspend completes it).
   template <class... A>
   void emplace(A&&... a) {
-    value_.emplace(std::forward<A>(a)...);
+    if (has_value_) {
+      value_.~T();
+      has_value_ = false;
+    }
+    ::new (static_cast<void*>(std::addressof(value_))) T(std::forward<A>(a)...);
+    has_value_ = true;
   }
-  T& value() noexcept { return *value_; }
+  T& value() noexcept { return value_; }
   void finish_with_value() { complete(Status::kResult); }
 
  private:
-  std::optional<T> value_;
+  // A union instead of std::optional: the flag lives in the base's padding.
+  union {
+    T value_;
+  };
 };
 
 template <>

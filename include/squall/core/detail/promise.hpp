@@ -5,6 +5,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -42,16 +43,18 @@ class PromiseBase {
   /// asyncio's Task.cancel(): remembered, and forwarded to whatever the
   /// coroutine awaits now; CancelledError is thrown at that co_await.
   void request_cancel() {
-    cancel_requested_ = true;
-    if (awaiting_) awaiting_->cancel();
+    awaiting_ |= kCancelRequested;
+    if (FutureStateBase* s = awaiting()) s->cancel();
   }
-  void set_awaiting(FutureStateBase* s) noexcept { awaiting_ = s; }
-  bool cancel_pending() const noexcept { return cancel_requested_; }
+  void set_awaiting(FutureStateBase* s) noexcept {
+    awaiting_ = reinterpret_cast<std::uintptr_t>(s) | (awaiting_ & kCancelRequested);
+  }
+  bool cancel_pending() const noexcept { return awaiting_ & kCancelRequested; }
   /// Called by await_resume: throws CancelledError if cancellation was asked.
   void resumed() {
-    awaiting_ = nullptr;
-    if (cancel_requested_) [[unlikely]] {
-      cancel_requested_ = false;
+    bool cancel = awaiting_ & kCancelRequested;
+    awaiting_ = 0;
+    if (cancel) [[unlikely]] {
       throw CancelledError();
     }
   }
@@ -81,8 +84,15 @@ class PromiseBase {
   std::exception_ptr exception_;
 
  private:
-  FutureStateBase* awaiting_ = nullptr;
-  bool cancel_requested_ = false;
+  FutureStateBase* awaiting() const noexcept {
+    return reinterpret_cast<FutureStateBase*>(awaiting_ & ~kCancelRequested);
+  }
+
+  // Every coroutine frame holds a promise, so it is kept to three pointers:
+  // the state awaited now, with asyncio's "cancel requested" flag in its low
+  // bit (states are at least 8-byte aligned).
+  static constexpr std::uintptr_t kCancelRequested = 1;
+  std::uintptr_t awaiting_ = 0;
 };
 
 template <class T>
