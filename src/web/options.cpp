@@ -318,6 +318,12 @@ std::string OptionParser::check_new_name(std::string_view name, const std::sourc
   return normalized;
 }
 
+std::string OptionParser::file_group(const std::source_location& where) {
+  std::string_view file = where.file_name();
+  while (file.rfind("../", 0) == 0 || file.rfind("./", 0) == 0) file.remove_prefix(file.find('/') + 1);
+  return std::string(file);
+}
+
 void OptionParser::add(std::unique_ptr<detail::OptionSlot> option) {
   std::string name = option->name();
   impl_->options.emplace(std::move(name), std::move(option));

@@ -151,7 +151,7 @@ class OptionParser {
   Option<T>& define(std::string name, T default_value, std::string help = {}, std::string group = {},
                     std::source_location where = std::source_location::current()) {
     auto option = std::make_unique<Option<T>>(check_new_name(name, where), std::move(default_value), std::move(help),
-                                              group.empty() ? std::string(where.file_name()) : std::move(group));
+                                              group.empty() ? file_group(where) : std::move(group));
     Option<T>& handle = *option;
     add(std::move(option));
     return handle;
@@ -224,6 +224,9 @@ class OptionParser {
 
  private:
   std::string check_new_name(std::string_view name, const std::source_location& where) const;
+  /// The defining file as the compiler named it, without the leading "../"
+  /// a build directory adds ("examples/app.cpp", not "../../examples/app.cpp").
+  static std::string file_group(const std::source_location& where);
   void add(std::unique_ptr<detail::OptionSlot> option);
   detail::OptionSlot& find_or_throw(std::string_view name) const;
 
