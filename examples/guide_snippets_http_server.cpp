@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
     ok = ok && contains(reply, "\r\n\r\nlater");
   }
   {
-    squall::http::HTTPServer server(squall::http::HTTPServer::RequestCallback(countdown));
+    squall::http::HTTPServer server{squall::http::HTTPServer::RequestCallback(countdown)};
     int port = server.listen(0, "127.0.0.1");
     std::string reply = fetch(loop, port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     ok = ok && contains(reply, "Transfer-Encoding: chunked") && contains(reply, "2\r\n3\n\r\n");
