@@ -26,6 +26,16 @@ Targets (DESIGN.md, "Performance principles"): squall's req/s at least
 1.0x nginx's and 25x Tornado's, its server CPU time per request at most
 nginx's, its p99 latency at most 1.2x nginx's. A missing figure prints "-".
 
+A second table shows the web framework's rows (squall-web: examples/hello_web,
+the same endpoints through Application and RequestHandler), named
+web-plaintext and web-json:
+
+    test | web req/s | squall req/s | tornado req/s | web/squall |
+    web/tornado | p99 web | CPU us/req web | target met
+
+with the targets web req/s at least 0.85x the raw server's (hello) and 20x
+Tornado's (whose peer is itself a tornado.web application).
+
 Standard library only.
 """
 
@@ -39,6 +49,7 @@ import sys
 import time
 
 SERVERS = ("squall", "nginx", "tornado")
+ALL_SERVERS = ("squall", "squall-web", "nginx", "tornado")
 MISSING = "-"
 
 # Targets for squall, per row.
@@ -46,6 +57,9 @@ MIN_RPS_VS_NGINX = 1.0
 MIN_RPS_VS_TORNADO = 25.0
 MAX_CPU_VS_NGINX = 1.0
 MAX_P99_VS_NGINX = 1.2
+# Targets for squall-web (the web framework), per row.
+MIN_WEB_VS_RAW = 0.85
+MIN_WEB_VS_TORNADO = 20.0
 
 # A figure whose rounds spread by more than this is named under the table.
 NOISY_CV = 0.10
@@ -347,6 +361,41 @@ def table_rows(wrk):
     return rows
 
 
+def web_rows(wrk):
+    """The web framework's rows: squall-web against hello and Tornado."""
+    figs = medians(wrk)
+    rows = []
+    for test in test_order(wrk):
+        w, s, t = (figs.get((server, test)) for server in ("squall-web", "squall", "tornado"))
+        if w is None:
+            continue
+        get = lambda f, name: None if f is None else f[name]
+        vs_raw = ratio(get(w, "rps"), get(s, "rps"))
+        vs_tornado = ratio(get(w, "rps"), get(t, "rps"))
+        failed = []
+        if vs_raw is not None and vs_raw < MIN_WEB_VS_RAW:
+            failed.append(f"<{MIN_WEB_VS_RAW:g}x squall")
+        if vs_tornado is not None and vs_tornado < MIN_WEB_VS_TORNADO:
+            failed.append(f"<{MIN_WEB_VS_TORNADO:g}x tornado")
+        verdict = MISSING if vs_raw is None else ("yes" if not failed else "no: " + ", ".join(failed))
+        rows.append([
+            "web-" + test,
+            fmt(get(w, "rps"), ",.0f"),
+            fmt(get(s, "rps"), ",.0f"),
+            fmt(get(t, "rps"), ",.0f"),
+            fmt(vs_raw, ".2f"),
+            fmt(vs_tornado, ".1f"),
+            fmt_us(get(w, "p99_us")),
+            fmt(get(w, "cpu_us"), ".2f"),
+            verdict,
+        ])
+    return rows
+
+
+WEB_HEADER = ["test", "web req/s", "squall req/s", "tornado req/s", "web/squall", "web/tornado",
+              "p99 web", "CPU us/req web", "target met"]
+
+
 HEADER = ["test", "squall req/s", "nginx req/s", "tornado req/s", "squall/nginx",
           "squall/tornado", "p99 squall", "p99 nginx", "CPU us/req squall",
           "CPU us/req nginx", "target met"]
@@ -394,7 +443,7 @@ def notes(runs, wrk, problems):
     if use:
         lines.append("server CPU use during the runs, median (100% = one core): "
                      + ", ".join(f"{server} {statistics.median(use[server]):.0%}"
-                                 for server in SERVERS if server in use)
+                                 for server in ALL_SERVERS if server in use)
                      + "; well under 100%, req/s was limited by the client or the machine's load,"
                        " and CPU us/req is the figure to compare")
     # Errors wrk saw, summed over rounds.
@@ -421,6 +470,10 @@ def cmd_table(args):
         print(f"http_compare_report.py: cannot read {args.results}: {e}", file=sys.stderr)
         return 2
     print(format_table(HEADER, table_rows(wrk)))
+    web = web_rows(wrk)
+    if web:
+        print()
+        print(format_table(WEB_HEADER, web))
     lines = notes(runs, wrk, problems)
     if lines:
         print()
@@ -485,7 +538,7 @@ def main(argv=None):
     p = sub.add_parser("record", help="append one wrk run to RESULTS.jsonl")
     p.add_argument("--results", required=True)
     p.add_argument("--wrk-output", required=True)
-    p.add_argument("--server", required=True, choices=SERVERS)
+    p.add_argument("--server", required=True, choices=ALL_SERVERS)
     p.add_argument("--test", required=True)
     p.add_argument("--round", type=int, required=True)
     p.add_argument("--cpu-ticks-before", type=int, required=True,

@@ -3,7 +3,8 @@
 # starts and stops the three HTTP servers they compare, one at a time, on
 # 127.0.0.1 and a free high port chosen by the OS:
 #
-#   squall   $build_dir/examples/hello --port N --threads 1
+#   squall      $build_dir/examples/hello --port N --threads 1
+#   squall-web  $build_dir/examples/hello_web --port N (Application + RequestHandler)
 #   nginx    one worker, bench/peers/nginx.conf.template in a temporary prefix
 #   tornado  bench/peers/tornado_hello.py under Debian's /usr/bin/python3
 #
@@ -17,6 +18,7 @@ hs_tool=$root/bench/http_compare_report.py
 if [[ -x /usr/bin/python3 ]]; then hs_python=/usr/bin/python3; else hs_python=python3; fi
 tornado_python=${TORNADO_PYTHON:-/usr/bin/python3}
 hello_binary=$build_dir/examples/hello
+hello_web_binary=$build_dir/examples/hello_web
 SERVER_PID=
 SERVER_PORT=
 SERVER_NAME=
@@ -27,8 +29,8 @@ hs_setup() {
   "$root/scripts/setup-deps"
 }
 
-# Builds examples/hello with the release preset (or in $build_dir when it is
-# another tree). Returns non-zero when there is no hello to build or the
+# Builds examples/hello and examples/hello_web with the release preset (or in
+# $build_dir when it is another tree). Returns non-zero when there is no hello to build or the
 # build fails; the caller then runs the peers alone.
 hs_build_hello() {
   if [[ ! -f $root/examples/hello.cpp ]]; then
@@ -38,9 +40,9 @@ hs_build_hello() {
   local out=$work/build-hello.log
   log "building hello ($build_dir)..."
   if [[ $(realpath -m "$build_dir") == "$(realpath -m "$root/build/release")" ]]; then
-    (cd "$root" && cmake --preset release && cmake --build --preset release --target hello) >"$out" 2>&1
+    (cd "$root" && cmake --preset release && cmake --build --preset release --target hello hello_web) >"$out" 2>&1
   else
-    cmake --build "$build_dir" --target hello >"$out" 2>&1
+    cmake --build "$build_dir" --target hello hello_web >"$out" 2>&1
   fi
   local status=$?
   if ((status != 0)) || [[ ! -x $hello_binary ]]; then
@@ -51,12 +53,13 @@ hs_build_hello() {
   return 0
 }
 
-# The servers that can run here: squall only when its binary exists.
+# The servers that can run here: squall's only when their binaries exist.
 hs_available() {
   local name
   for name in "$@"; do
     case $name in
       squall) [[ -x $hello_binary ]] && echo squall ;;
+      squall-web) [[ -x $hello_web_binary ]] && echo squall-web ;;
       nginx | tornado) echo "$name" ;;
     esac
   done
@@ -75,6 +78,9 @@ hs_start() {
   case $name in
     squall)
       "${pin[@]}" "$hello_binary" --port "$SERVER_PORT" --threads 1 >"$logfile" 2>&1 &
+      ;;
+    squall-web)
+      "${pin[@]}" "$hello_web_binary" --port "$SERVER_PORT" >"$logfile" 2>&1 &
       ;;
     nginx)
       local prefix=$work/nginx
