@@ -33,4 +33,5 @@ target_link_libraries(squall_header_check PRIVATE squall::squall)
 if(GTest_FOUND)
   target_link_libraries(squall_header_check PRIVATE GTest::gtest)
 endif()
-target_compile_options(squall_header_check PRIVATE -Wall -Wextra -Wpedantic)
+# Compiling is what is checked, not the code made: no optimisation.
+target_compile_options(squall_header_check PRIVATE -Wall -Wextra -Wpedantic -O0)
