@@ -27,6 +27,8 @@ std::unique_ptr<squall::web::Application> make_application(const Config& config)
       .cookie_secret = config.cookie_secret,
       // A client that leaves cancels its handler (a /sleep stops waiting).
       .cancel_on_disconnect = true,
+      // 4.2: messages up to 16 MiB are accepted (the default is 10 MiB).
+      .websocket = {.max_message_size = std::size_t{16} * 1024 * 1024},
   };
   return std::make_unique<squall::web::Application>(std::move(rules), std::move(settings));
 }

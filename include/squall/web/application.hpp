@@ -40,7 +40,9 @@ namespace squall::web {
 /// their meaning.
 struct WebSocketSettings {
   /// Largest message accepted (after decompression); larger closes with 1009.
-  std::size_t max_message_size{16 * 1024 * 1024};
+  /// 10 MiB, Tornado's websocket_max_message_size (and the client's default,
+  /// websocket::kDefaultMaxMessageSize).
+  std::size_t max_message_size{std::size_t{10} * 1024 * 1024};
   /// Send a ping this often; zero: never.
   Duration ping_interval{};
   /// Close if no pong within this long after a ping; zero: 3 ping intervals.
