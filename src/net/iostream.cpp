@@ -753,16 +753,20 @@ Future<void> BaseIOStream::write(std::string data) {
   return queue_write(std::move(c));
 }
 
+Future<void> BaseIOStream::write(std::string_view data) {
+  return queue_write(Chunk{}, data);
+}
+
 Future<void> BaseIOStream::write(std::shared_ptr<const std::string> data) {
   Chunk c;
   c.shared = std::move(data);
   return queue_write(std::move(c));
 }
 
-Future<void> BaseIOStream::queue_write(Chunk chunk) {
+Future<void> BaseIOStream::queue_write(Chunk chunk, std::string_view borrowed) {
   loop_->assert_in_loop_thread();
   if (closed_) return closed_future<void>(error_);
-  std::string_view view = chunk.view();
+  std::string_view view = borrowed.empty() ? chunk.view() : borrowed;
   std::size_t size = view.size();
   if (size == 0) return ready_void();
   std::size_t queued = write_ ? write_->queued : 0;
@@ -786,6 +790,10 @@ Future<void> BaseIOStream::queue_write(Chunk chunk) {
       return closed_future<void>(error_);
     }
   }
+  if (!borrowed.empty()) {
+    // The caller's bytes are only lent for this call: keep what is left.
+    chunk.owned.assign(borrowed.substr(sent));
+  }
   if (!write_) {
     Caches& c = tls_caches;
     write_.reset(c.queue_count > 0 ? static_cast<WriteQueue*>(c.queues[--c.queue_count]) : new WriteQueue());
@@ -793,7 +801,7 @@ Future<void> BaseIOStream::queue_write(Chunk chunk) {
   WriteQueue& q = *write_;
   bool idle_before = q.waiter_head == q.waiters.size();
   q.chunks.push_back(std::move(chunk));
-  if (q.chunks.size() - 1 == q.head) q.offset = sent;
+  if (q.chunks.size() - 1 == q.head) q.offset = borrowed.empty() ? sent : 0;
   q.queued += size - sent;
   q.written += sent;
   q.enqueued += size;

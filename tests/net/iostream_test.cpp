@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -351,6 +352,22 @@ STREAM_TEST(ALargeReadTakesTheBufferedBytesFirstThenTheRest) {
   EXPECT_TRUE(rest == data->substr(10));
 }
 
+STREAM_TEST(AWrittenViewMayBeReusedAsSoonAsWriteReturns) {
+  // More than any socket or pipe takes at once: part of it must be queued,
+  // and the queue must hold its own copy of what the kernel did not take.
+  constexpr std::size_t kSize = 4 << 20;
+  const std::string original = pattern(kSize);
+  std::string buffer = original;
+  auto first = t.writer().write(std::string_view(buffer));
+  std::fill(buffer.begin(), buffer.end(), 'x');  // the caller reuses its buffer at once
+  auto second = t.writer().write(std::string_view(buffer.data(), 3));
+  std::string got = co_await t.reader().read_bytes(kSize + 3);
+  co_await first;
+  co_await second;
+  EXPECT_TRUE(got.substr(0, kSize) == original);
+  EXPECT_EQ(got.substr(kSize), "xxx");
+}
+
 /// Waits (checking every millisecond, for at most two seconds) until the
 /// kernel holds at least `n` unread bytes on `fd`.
 Future<void> until_unread(int fd, std::size_t n) {
@@ -576,6 +593,19 @@ SQUALL_ASYNC_TEST(SocketStreamTest, AWriteTheKernelTakesWholeAllocatesNothing) {
   EXPECT_EQ(counted, 0);  // no write queue, no future
   EXPECT_FALSE(ends.writer->writing());
   EXPECT_EQ(co_await ends.reader->read_bytes(11), "warm-upping");
+}
+
+SQUALL_ASYNC_TEST(SocketStreamTest, AWrittenViewTheKernelTakesWholeIsNotCopied) {
+  Ends ends = UnixTransport::make();
+  co_await ends.writer->write("warm-up");
+  const std::string block(16 * 1024, 'v');  // past the short-string buffer: a copy would allocate
+  tls_allocations = 0;
+  auto written = ends.writer->write(std::string_view(block));
+  long counted = std::exchange(tls_allocations, -1);
+  EXPECT_TRUE(written.done());
+  EXPECT_EQ(counted, 0);
+  std::string got = co_await ends.reader->read_bytes(7 + block.size());
+  EXPECT_TRUE(got == "warm-up" + block);
 }
 
 SQUALL_ASYNC_TEST(SocketStreamTest, ReadBytesBeyondTheBufferLimitStillFails) {

@@ -149,8 +149,11 @@ class BaseIOStream {
   /// Queues `data`; the Future resolves once it has left user space (handed
   /// to the kernel), in order. Writes are flushed with writev.
   Future<void> write(std::string data);
-  Future<void> write(std::string_view data) { return write(std::string(data)); }
-  Future<void> write(const char* data) { return write(std::string(data)); }
+  /// Borrows `data` for the call only: what the kernel takes at once is not
+  /// copied (with nothing queued, usually all of it); the rest is copied
+  /// into the queue. With read_into, an echo or proxy copies nothing.
+  Future<void> write(std::string_view data);
+  Future<void> write(const char* data) { return write(std::string_view(data)); }
   /// Shares `data` without copying it (a large body, a cached file).
   Future<void> write(std::shared_ptr<const std::string> data);
 
@@ -311,7 +314,9 @@ class BaseIOStream {
   detail::StateRef<detail::FutureStateBase> take_read() noexcept;
   /// Fails the pending read with StreamClosedError (resolves last).
   void fail_read();
-  Future<void> queue_write(Chunk chunk);
+  /// Queues `chunk`, or, when `borrowed` is not empty, the bytes of
+  /// `borrowed` the kernel does not take at once (copied into the chunk).
+  Future<void> queue_write(Chunk chunk, std::string_view borrowed = {});
   void flush();
   void schedule_close_callback();
 
