@@ -75,12 +75,19 @@
 #include "squall/net/iostream.hpp"
 #include "squall/net/tcpserver.hpp"
 
+#include "machine.hpp"
+
 // peers/asio_echo.cpp: serves `listen_fd` until `control_fd` is readable.
 int serve_asio_echo(int listen_fd, int control_fd);
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::cpu_ns;
+using bench::load_average;
+using bench::pin_to_cpu;
+using bench::raise_nofile;
+using bench::seconds_since;
 
 constexpr std::size_t kMessage = 64;
 constexpr std::size_t kReadChunk = 64 * 1024;  // both servers' read size
@@ -98,36 +105,10 @@ constexpr int kClientCpu = 1;
   std::exit(1);
 }
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-bool pin_to_cpu(int cpu) {
-  cpu_set_t allowed;
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || !CPU_ISSET(cpu, &allowed)) return false;
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
-  return sched_setaffinity(0, sizeof one, &one) == 0;
-}
-
-void raise_nofile() {
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &lim);
-  }
-}
-
 rlim_t nofile_limit() {
   rlimit lim{};
   getrlimit(RLIMIT_NOFILE, &lim);
   return lim.rlim_cur;
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 // VmRSS of `pid` in bytes; 0 if unreadable.
@@ -138,14 +119,6 @@ std::uint64_t vm_rss(pid_t pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
   }
   return 0;
-}
-
-// CPU time `pid`'s main thread has run, in ns (/proc/<pid>/schedstat).
-std::uint64_t cpu_ns(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
-  std::uint64_t ns = 0;
-  in >> ns;
-  return ns;
 }
 
 // --- the squall server -------------------------------------------------------

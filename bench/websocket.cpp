@@ -63,12 +63,19 @@
 #include "squall/web/application.hpp"
 #include "squall/websocket/handler.hpp"
 
+#include "machine.hpp"
+
 // peers/beast_websocket.cpp: serves `listen_fd` until `control_fd` is readable.
 int serve_beast_websocket(int listen_fd, int control_fd);
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::cpu_ns;
+using bench::load_average;
+using bench::pin_to_cpu;
+using bench::raise_nofile;
+using bench::seconds_since;
 
 constexpr std::size_t kMessage = 64;
 constexpr int kEchoConnections = 64;
@@ -82,40 +89,6 @@ constexpr int kClientCpu = 1;
 [[noreturn]] void die(const char* what) {
   std::fprintf(stderr, "websocket: %s: %s\n", what, std::strerror(errno));
   std::exit(1);
-}
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-bool pin_to_cpu(int cpu) {
-  cpu_set_t allowed;
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || !CPU_ISSET(cpu, &allowed)) return false;
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
-  return sched_setaffinity(0, sizeof one, &one) == 0;
-}
-
-void raise_nofile() {
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &lim);
-  }
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-// CPU time `pid`'s main thread has run, in ns (/proc/<pid>/schedstat).
-std::uint64_t cpu_ns(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
-  std::uint64_t ns = 0;
-  in >> ns;
-  return ns;
 }
 
 // --- the squall server -------------------------------------------------------
