@@ -18,80 +18,18 @@
 #include "squall/http/parser.hpp"
 #include "squall/net/process.hpp"
 #include "squall/testing.hpp"
+#include "server_test_client.hpp"
 
 using namespace std::chrono_literals;
 
 namespace squall::http {
 namespace {
 
-struct Response {
-  int code = 0;
-  HTTPHeaders headers;
-  std::string body;
-  bool closed = false;  // the connection was closed right after (when asked)
-};
-
-std::unique_ptr<net::IOStream> connect_to(int port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  // A loopback connect completes at once (the backlog takes it).
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("connect");
-  return std::make_unique<net::IOStream>(std::move(fd));
-}
-
-/// Reads one response from `s`, framed as RFC 9112 section 6.3 says.
-Future<Response> read_response(net::BaseIOStream& s, bool head_request = false) {
-  Response r;
-  std::size_t scanned = 0, end;
-  while ((end = find_head_end(s.buffered(), scanned)) == std::string_view::npos) co_await s.read_more();
-  ResponseStartLine line;
-  ParseResult p = parse_response_head(s.buffered().substr(0, end), line, r.headers);
-  if (p.status != ParseStatus::kComplete) throw std::runtime_error("bad response head");
-  r.code = line.code;
-  s.consume(end);
-  BodyFraming framing;
-  response_body_framing(r.code, head_request, r.headers, framing);
-  if (framing.kind == BodyFraming::kContentLength) {
-    while (s.buffered().size() < framing.length) co_await s.read_more();
-    r.body.assign(s.buffered().substr(0, framing.length));
-    s.consume(framing.length);
-  } else if (framing.kind == BodyFraming::kChunked) {
-    ChunkedDecoder dec;
-    while (!dec.done()) {
-      auto step = dec.feed(s.buffered());
-      if (step.status == ParseStatus::kError) throw std::runtime_error("bad chunked response");
-      r.body.append(step.data);
-      s.consume(step.consumed);
-      if (dec.done()) break;
-      if (step.status == ParseStatus::kPartial) co_await s.read_more();
-    }
-  } else if (framing.kind == BodyFraming::kUntilClose) {
-    r.body = co_await s.read_until_close();
-    r.closed = true;
-  }
-  co_return r;
-}
-
-/// True once the server closed `s` (EOF), false if bytes came instead.
-Future<bool> closed_by_server(net::BaseIOStream& s) {
-  bool closed = false;
-  try {
-    co_await s.read_more();
-  } catch (const net::StreamClosedError&) {
-    closed = true;
-  }
-  co_return closed;
-}
-
-Future<Response> exchange(int port, std::string request, bool head_request = false) {
-  auto s = connect_to(port);
-  co_await s->write(std::move(request));
-  Response r = co_await read_response(*s, head_request);
-  co_return r;
-}
+using test::closed_by_server;
+using test::connect_to;
+using test::exchange;
+using test::read_response;
+using test::Response;
 
 class HTTPServerTest : public testing::AsyncTest {
  protected:
