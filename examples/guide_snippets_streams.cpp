@@ -117,6 +117,20 @@ Future<int> count_lines(IOStream& stream) {
 }
 // guide: end
 
+// guide: relay
+/// Forwards everything `from` receives to `to` without copying it out of
+/// `from`'s read buffer: room for 64 KiB, one recv, one send.
+Future<void> relay(IOStream& from, IOStream& to) {
+  for (;;) {
+    co_await from.read_more(64 * 1024);  // StreamClosedError at the end
+    std::string_view data = from.buffered();
+    Future<void> sent = to.write(data);  // what the kernel does not take at once is copied
+    from.consume(data.size());           // an emptied buffer goes back to the pool
+    co_await sent;                       // back-pressure: wait for `to`
+  }
+}
+// guide: end
+
 // guide: read-deadline
 /// A line, or nothing if none comes within `patience`. The read cancelled
 /// by the deadline gives up its place and loses nothing: what arrived of
@@ -344,6 +358,23 @@ Future<void> run_reading() {
     co_await peer.write("ree\nfour");
     peer.close();
     check(co_await std::move(counting) == 3, "count_lines counts complete lines in place");
+  }
+  {
+    auto [a, b] = socket_pair();
+    auto [c, d] = socket_pair();
+    IOStream source{std::move(a)}, from{std::move(b)}, to{std::move(c)}, sink{std::move(d)};
+    auto relaying = relay(from, to);
+    std::string payload(300 * 1024, 'r');
+    co_await source.write(payload);
+    source.close();
+    std::string got = co_await sink.read_bytes(payload.size());
+    bool ended = false;
+    try {
+      co_await std::move(relaying);
+    } catch (const StreamClosedError&) {
+      ended = true;
+    }
+    check(got == payload && ended, "relay forwards every byte and ends when its source closes");
   }
   {
     auto [ours, theirs] = socket_pair();

@@ -440,10 +440,11 @@ Future<std::size_t> BaseIOStream::read_into(std::span<char> buffer, bool partial
   return f;
 }
 
-Future<void> BaseIOStream::read_more() {
+Future<void> BaseIOStream::read_more(std::size_t space) {
   if (closed_) return closed_future<void>(error_);
   Future<void> f = start_read<void>(ReadKind::kMore);
   read_.target = read_buffer_.size();  // resolves once more than this is buffered
+  read_.done = std::min(space, options_.max_buffer_size);
   service_read();
   return f;
 }
@@ -546,6 +547,8 @@ bool BaseIOStream::fill_buffer() {
   std::size_t want = kMinReadSpace;
   if (read_kind_ == ReadKind::kBytes && read_.target > read_buffer_.size()) {
     want = std::min(read_.target - read_buffer_.size(), options_.read_chunk_size);
+  } else if (read_kind_ == ReadKind::kMore && read_.done > want) {
+    want = read_.done;
   } else if (read_buffer_.capacity >= kBufferSize && read_buffer_.capacity - read_buffer_.size() < kMinReadSpace) {
     want = std::min(read_buffer_.capacity, options_.read_chunk_size);
   }

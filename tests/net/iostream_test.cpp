@@ -293,6 +293,41 @@ STREAM_TEST(ZeroCopyAccessLetsAParserConsumeInPlace) {
   EXPECT_EQ(t.reader().buffered(), "rest");
 }
 
+STREAM_TEST(ReadMoreWithSpaceMakesRoomForABulkChunkFirst) {
+  // Pending on an idle stream, it holds no buffer yet.
+  Future<void> more = t.reader().read_more(64 * 1024);
+  co_await next_iteration();
+  EXPECT_FALSE(more.done());
+  EXPECT_EQ(t.reader().read_buffer_capacity(), 0u);
+  co_await t.writer().write(std::string(40000, 'b'));
+  co_await more;
+  // The first read already had 64 KiB of room (without `space`: 16 KiB).
+  EXPECT_GE(t.reader().read_buffer_capacity(), 64u * 1024);
+  while (t.reader().buffered().size() < 40000) co_await t.reader().read_more(64 * 1024);
+  EXPECT_EQ(t.reader().buffered(), std::string(40000, 'b'));
+  t.reader().consume(40000);
+  EXPECT_EQ(t.reader().read_buffer_capacity(), 0u);
+}
+
+STREAM_TEST(AConsumeInPlaceRelayLosesNothing) {
+  // read_more(space) + buffered() + consume(): how an echo or a proxy moves
+  // bytes without copying them out of the stream.
+  constexpr std::size_t kSize = 1u << 20;
+  auto sent = std::make_shared<std::string>(kSize, '\0');
+  for (std::size_t i = 0; i < kSize; ++i) (*sent)[i] = static_cast<char>('a' + (i * 11) % 26);
+  Future<void> writing = t.writer().write(std::shared_ptr<const std::string>(sent));
+  std::string got;
+  while (got.size() < kSize) {
+    co_await t.reader().read_more(64 * 1024);
+    std::string_view chunk = t.reader().buffered();
+    got.append(chunk);
+    t.reader().consume(chunk.size());
+  }
+  co_await writing;
+  EXPECT_TRUE(got == *sent);
+  EXPECT_EQ(t.reader().read_buffer_capacity(), 0u);
+}
+
 // --- the short-read rule ------------------------------------------------------------
 // On a socket, a read that returned less than it asked for marks the fd
 // drained until its next edge (iostream.hpp). Nothing may be lost by it:

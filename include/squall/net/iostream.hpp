@@ -142,8 +142,11 @@ class BaseIOStream {
   /// Drops the first `n` buffered bytes.
   void consume(std::size_t n) noexcept;
   /// Resolves once at least one more byte is buffered (reading from the fd
-  /// if it is readable). StreamClosedError at end of input.
-  Future<void> read_more();
+  /// if it is readable). StreamClosedError at end of input. `space` asks for
+  /// room for that many bytes first, so one recv can bring a bulk transfer's
+  /// whole chunk (an echo or a proxy: read_more(65536), write(buffered()),
+  /// consume(); nothing is copied, and an idle stream still holds no buffer).
+  Future<void> read_more(std::size_t space = 0);
 
   // --- writes --------------------------------------------------------------------
   /// Queues `data`; the Future resolves once it has left user space (handed
@@ -248,6 +251,7 @@ class BaseIOStream {
     /// kUntil, kRegex: max_bytes.
     std::size_t target = 0;
     /// kUntil: bytes already searched. kInto, direct kBytes: bytes filled.
+    /// kMore: the free space it asked for.
     std::size_t done = 0;
     /// kInto: the caller's memory. kRegex: the compiled pattern (owned).
     void* ptr = nullptr;
