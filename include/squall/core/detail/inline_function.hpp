@@ -1,8 +1,9 @@
-// InlineFunction<R(Args...), N>: a move-only callable with exactly N bytes of
-// inline storage (callables that do not fit, or whose move may throw, live on
-// the heap). UniqueFunction keeps 48 bytes for any callback; this type lets a
-// record that exists once per pending operation (a Future's continuation and
-// cancel handler) pay only for the captures it usually has: a pointer or two.
+// InlineFunction<R(Args...), N, Align>: a move-only callable with exactly N
+// bytes of inline storage aligned to Align (callables that do not fit, or
+// whose move may throw, live on the heap). UniqueFunction (callback.hpp) is
+// the 48-byte one every callback uses; a record that exists once per pending
+// operation (a Future's continuation and cancel handler) picks a smaller N
+// and pays only for the captures it usually has: a pointer or two.
 // Not thread-affine by itself; whoever owns it decides.
 #pragma once
 
@@ -16,11 +17,11 @@
 
 namespace squall::detail {
 
-template <class Signature, std::size_t N>
+template <class Signature, std::size_t N, std::size_t Align = alignof(void*)>
 class InlineFunction;
 
-template <class R, class... Args, std::size_t N>
-class InlineFunction<R(Args...), N> {
+template <class R, class... Args, std::size_t N, std::size_t Align>
+class InlineFunction<R(Args...), N, Align> {
   static_assert(N >= sizeof(void*), "room for at least the heap pointer");
 
  public:
@@ -83,7 +84,7 @@ class InlineFunction<R(Args...), N> {
 
   template <class D>
   static constexpr bool fits_inline() {
-    return sizeof(D) <= N && alignof(D) <= alignof(void*) && std::is_nothrow_move_constructible_v<D>;
+    return sizeof(D) <= N && alignof(D) <= Align && std::is_nothrow_move_constructible_v<D>;
   }
 
  private:
@@ -123,7 +124,7 @@ class InlineFunction<R(Args...), N> {
   }
 
   const Ops* ops_ = nullptr;
-  alignas(void*) unsigned char storage_[N];
+  alignas(Align) unsigned char storage_[N];
 };
 
 }  // namespace squall::detail
