@@ -78,6 +78,7 @@
 #include "squall/net/tcpserver.hpp"
 
 #include "machine.hpp"
+#include "server_process.hpp"
 
 // peers/asio_echo.cpp: serves `listen_fd` until `control_fd` is readable.
 int serve_asio_echo(int listen_fd, int control_fd);
@@ -85,6 +86,11 @@ int serve_asio_echo(int listen_fd, int control_fd);
 namespace {
 
 using bench::Clock;
+using bench::die;
+using bench::recv_all;
+using bench::send_all;
+using bench::ServerProcess;
+using bench::stop_server;
 using bench::cpu_ns;
 using bench::load_average;
 using bench::pin_to_cpu;
@@ -102,11 +108,6 @@ constexpr unsigned kChildLifetime = 600;  // seconds
 constexpr int kSocketTimeoutSec = 5;      // client blocking calls
 constexpr int kServerCpu = 0;
 constexpr int kClientCpu = 1;
-
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "net_echo: %s: %s\n", what, std::strerror(errno));
-  std::exit(1);
-}
 
 rlim_t nofile_limit() {
   rlimit lim{};
@@ -163,77 +164,9 @@ int serve(System system, int listen_fd, int control_fd) {
   return system == System::kSquall ? serve_squall_echo(listen_fd, control_fd) : serve_asio_echo(listen_fd, control_fd);
 }
 
-// A non-blocking listening socket on 127.0.0.1 with an OS-chosen port.
-int make_listener(int* port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) die("socket");
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) die("bind");
-  if (::listen(fd, kBacklog) != 0) die("listen");
-  socklen_t len = sizeof addr;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) die("getsockname");
-  *port = ntohs(addr.sin_port);
-  return fd;
-}
-
-struct ServerProcess {
-  System system;
-  pid_t pid = -1;
-  int port = 0;
-  int control_fd = -1;  // closing it stops the server
-};
-
-ServerProcess start_server(System system) {
-  ServerProcess p;
-  p.system = system;
-  int listen_fd = make_listener(&p.port);
-  int control[2];
-  if (::pipe2(control, O_CLOEXEC) != 0) die("pipe2");
-  pid_t parent = ::getpid();
-  std::fflush(nullptr);
-  p.pid = ::fork();
-  if (p.pid < 0) die("fork");
-  if (p.pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-    ::alarm(kChildLifetime);
-    ::close(control[1]);
-    pin_to_cpu(kServerCpu);
-    raise_nofile();
-    int rc = 1;
-    try {
-      rc = serve(system, listen_fd, control[0]);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "net_echo: %s server: %s\n", name_of(system), e.what());
-    }
-    std::fflush(nullptr);
-    ::_exit(rc);  // no teardown of thousands of connections
-  }
-  ::close(listen_fd);
-  ::close(control[0]);
-  p.control_fd = control[1];
-  return p;
-}
-
-void stop_server(ServerProcess& p) {
-  if (p.pid <= 0) return;
-  ::close(p.control_fd);
-  int status = 0;
-  auto deadline = Clock::now() + std::chrono::seconds(5);
-  while (::waitpid(p.pid, &status, WNOHANG) == 0) {
-    if (Clock::now() > deadline) {
-      ::kill(p.pid, SIGKILL);
-      ::waitpid(p.pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  p.pid = -1;
+bench::ServerProcess start_server(System system) {
+  return bench::fork_server(kServerCpu, kChildLifetime, kBacklog,
+                            [system](int listen_fd, int control_fd) { return serve(system, listen_fd, control_fd); });
 }
 
 // --- the client (the same for every server) ----------------------------------
@@ -255,27 +188,6 @@ int connect_to(int port) {
 }
 
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-void send_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t k = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) die("send");
-    p += k;
-    n -= static_cast<std::size_t>(k);
-  }
-}
-
-void recv_all(int fd, char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t k = ::recv(fd, p, n, 0);
-    if (k < 0 && errno == EINTR) continue;
-    if (k == 0) errno = ECONNRESET;
-    if (k <= 0) die("recv");
-    p += k;
-    n -= static_cast<std::size_t>(k);
-  }
-}
 
 std::array<char, kMessage> message() {
   std::array<char, kMessage> m{};
@@ -565,7 +477,7 @@ Measured measure(pid_t server, double per_op_unit, Case run_case) {
 
 int serve_foreground(System system) {
   int port = 0;
-  int listen_fd = make_listener(&port);
+  int listen_fd = bench::make_listener(&port, kBacklog);
   raise_nofile();
   std::printf("%s echo server on 127.0.0.1:%d (pid %d); stops at EOF on stdin\n", name_of(system), port,
               static_cast<int>(::getpid()));

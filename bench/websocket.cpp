@@ -64,6 +64,7 @@
 #include "squall/websocket/handler.hpp"
 
 #include "machine.hpp"
+#include "server_process.hpp"
 
 // peers/beast_websocket.cpp: serves `listen_fd` until `control_fd` is readable.
 int serve_beast_websocket(int listen_fd, int control_fd);
@@ -71,6 +72,11 @@ int serve_beast_websocket(int listen_fd, int control_fd);
 namespace {
 
 using bench::Clock;
+using bench::die;
+using bench::recv_all;
+using bench::send_all;
+using bench::ServerProcess;
+using bench::stop_server;
 using bench::cpu_ns;
 using bench::load_average;
 using bench::pin_to_cpu;
@@ -85,11 +91,6 @@ constexpr unsigned kChildLifetime = 900;  // seconds
 constexpr int kSocketTimeoutSec = 10;
 constexpr int kServerCpu = 0;
 constexpr int kClientCpu = 1;
-
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "websocket: %s: %s\n", what, std::strerror(errno));
-  std::exit(1);
-}
 
 // --- the squall server -------------------------------------------------------
 
@@ -145,29 +146,6 @@ const char* name_of(System s) {
   }
 }
 
-int make_listener(int* port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) die("socket");
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) die("bind");
-  if (::listen(fd, kBacklog) != 0) die("listen");
-  socklen_t len = sizeof addr;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) die("getsockname");
-  *port = ntohs(addr.sin_port);
-  return fd;
-}
-
-struct ServerProcess {
-  System system;
-  pid_t pid = -1;
-  int port = 0;
-  int control_fd = -1;
-};
-
 std::string source_dir() {
   // The peers' scripts sit in bench/peers/ (CMake passes the directory).
 #ifdef SQUALL_BENCH_DIR
@@ -178,90 +156,27 @@ std::string source_dir() {
 #endif
 }
 
-ServerProcess start_server(System system) {
-  ServerProcess p;
-  p.system = system;
-  int listen_fd = make_listener(&p.port);
-  int control[2];
-  if (::pipe2(control, O_CLOEXEC) != 0) die("pipe2");
-  pid_t parent = ::getpid();
-  std::fflush(nullptr);
-  p.pid = ::fork();
-  if (p.pid < 0) die("fork");
-  if (p.pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-    ::alarm(kChildLifetime);
-    ::close(control[1]);
-    pin_to_cpu(kServerCpu);
-    raise_nofile();
-    int rc = 1;
-    if (system == System::kTornado) {
-      // Python gets the listening socket as an inherited fd and the control
-      // pipe as stdin.
-      ::dup2(control[0], 0);
-      ::fcntl(listen_fd, F_SETFD, 0);
-      std::string fd = std::to_string(listen_fd);
-      std::string script = source_dir() + "/peers/tornado_websocket.py";
-      ::execl("/usr/bin/python3", "python3", script.c_str(), fd.c_str(), static_cast<char*>(nullptr));
-      std::fprintf(stderr, "websocket: cannot run python3: %s\n", std::strerror(errno));
-      ::_exit(127);
-    }
-    try {
-      rc = system == System::kSquall ? serve_squall(listen_fd, control[0]) : serve_beast_websocket(listen_fd, control[0]);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "websocket: %s server: %s\n", name_of(system), e.what());
-    }
-    std::fflush(nullptr);
-    ::_exit(rc);
+int serve(System system, int listen_fd, int control_fd) {
+  if (system == System::kTornado) {
+    // Python gets the listening socket as an inherited fd and the control
+    // pipe as stdin.
+    ::dup2(control_fd, 0);
+    ::fcntl(listen_fd, F_SETFD, 0);
+    std::string fd = std::to_string(listen_fd);
+    std::string script = source_dir() + "/peers/tornado_websocket.py";
+    ::execl("/usr/bin/python3", "python3", script.c_str(), fd.c_str(), static_cast<char*>(nullptr));
+    std::fprintf(stderr, "websocket: cannot run python3: %s\n", std::strerror(errno));
+    return 127;
   }
-  ::close(listen_fd);
-  ::close(control[0]);
-  p.control_fd = control[1];
-  return p;
+  return system == System::kSquall ? serve_squall(listen_fd, control_fd) : serve_beast_websocket(listen_fd, control_fd);
 }
 
-void stop_server(ServerProcess& p) {
-  if (p.pid <= 0) return;
-  ::close(p.control_fd);
-  int status = 0;
-  auto deadline = Clock::now() + std::chrono::seconds(5);
-  while (::waitpid(p.pid, &status, WNOHANG) == 0) {
-    if (Clock::now() > deadline) {
-      ::kill(p.pid, SIGKILL);
-      ::waitpid(p.pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  p.pid = -1;
+ServerProcess start_server(System system) {
+  return bench::fork_server(kServerCpu, kChildLifetime, kBacklog,
+                            [system](int listen_fd, int control_fd) { return serve(system, listen_fd, control_fd); });
 }
 
 // --- the client (the same for every server) ----------------------------------
-
-void send_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t k = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (k < 0 && (errno == EINTR || errno == EAGAIN)) {
-      if (errno == EAGAIN) std::this_thread::yield();
-      continue;
-    }
-    if (k <= 0) die("send");
-    p += k;
-    n -= static_cast<std::size_t>(k);
-  }
-}
-
-void recv_all(int fd, char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t k = ::recv(fd, p, n, 0);
-    if (k < 0 && errno == EINTR) continue;
-    if (k == 0) errno = ECONNRESET;
-    if (k <= 0) die("recv");
-    p += k;
-    n -= static_cast<std::size_t>(k);
-  }
-}
 
 /// A blocking connection that has done the opening handshake on `path`.
 int ws_connect(int port, const char* path) {
@@ -514,7 +429,7 @@ int run_all(const Options& o) {
 
 int serve_alone(System system) {
   int port = 0;
-  int listen_fd = make_listener(&port);
+  int listen_fd = bench::make_listener(&port, kBacklog);
   std::printf("%d\n", port);
   std::fflush(stdout);
   return system == System::kSquall ? serve_squall(listen_fd, 0) : serve_beast_websocket(listen_fd, 0);
