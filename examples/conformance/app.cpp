@@ -36,7 +36,7 @@ std::unique_ptr<squall::web::Application> make_application(const Config& config)
 squall::http::HTTPServerOptions server_options(const Config& config) {
   squall::http::HTTPServerOptions options;
   // /upload-stream takes bodies of any size; every other endpoint that takes
-  // a body enforces --max-body-size itself (BoundedBodyHandler).
+  // a body sets --max-body-size as its request's limit (BoundedBodyHandler).
   options.max_body_size = std::numeric_limits<std::uint64_t>::max();
   // 2.6: a whole request head within --idle-timeout of the accept or of the
   // previous response, not restarted by arriving bytes.

@@ -1,29 +1,21 @@
 // BoundedBodyHandler: see bounded_body.hpp.
 #include "bounded_body.hpp"
 
-#include <charconv>
-#include <string>
-
-#include "squall/web/http_error.hpp"
+#include "squall/http/server_request.hpp"
 
 namespace conformance {
 
 squall::Future<void> BoundedBodyHandler::prepare() {
-  // The connection has already checked that Content-Length is 1*DIGIT.
-  std::string_view length = request().headers.get("Content-Length", "");
-  std::uint64_t declared = 0;
-  auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), declared);
-  if (!length.empty() && (ec != std::errc() || declared > max_body_size_)) {
-    throw squall::web::HTTPError(413);
-  }
-  co_return;
+  // prepare() of a streaming handler runs before the body is read: the
+  // connection checks Content-Length (and a chunked body's running total)
+  // against this limit, for this request only.
+  request().connection()->set_max_body_size(max_body_size_);
+  return squall::Future<void>(nullptr);
 }
 
 squall::Future<void> BoundedBodyHandler::data_received(std::string_view chunk) {
-  std::string& body = request().body;
-  if (body.size() + chunk.size() > max_body_size_) throw squall::web::HTTPError(413);
-  body.append(chunk);
-  co_return;
+  request().body.append(chunk);
+  return squall::Future<void>(nullptr);
 }
 
 }  // namespace conformance

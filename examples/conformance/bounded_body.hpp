@@ -1,10 +1,11 @@
 // BoundedBodyHandler: the base of every endpoint that takes a body, except
 // /upload-stream. The server itself accepts bodies of any size (so that
-// /upload-stream can take 1 GiB); these handlers stream the body in and
-// enforce --max-body-size themselves (contract 2.5): a Content-Length above
-// the limit is refused with 413 in prepare(), before any of the body is read
+// /upload-stream can take 1 GiB); these handlers stream the body in and set
+// --max-body-size as their request's limit from prepare()
+// (HTTPConnection::set_max_body_size, contract 2.5): the connection then
+// refuses a Content-Length above it with 413 before any of the body is read
 // (and before a 100 Continue is sent), and a chunked body that grows past it
-// gets 413 as soon as it does. The body ends up in request().body, so the
+// with 413 as soon as it does. The body ends up in request().body, so the
 // form getters (body_arguments(), get_argument(), files()) work as usual.
 #pragma once
 

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "http/http1connection_context.hpp"
+#include "squall/core/gen.hpp"
 #include "squall/core/log.hpp"
 #include "squall/http/httputil.hpp"
 #include "squall/net/netutil.hpp"
@@ -190,6 +191,10 @@ struct HTTP1ServerConnection::Exchange {
   Future<void> wake{nullptr};      // kAsync: resolved when the response is finished
   std::optional<std::uint64_t> remaining;  // response Content-Length left
   std::uint64_t body_received = 0;
+  // This request's body limits: the server's unless the delegate changed
+  // them (set_max_body_size, set_body_timeout).
+  std::uint64_t max_body_size = 0;
+  Duration body_timeout{};
   TimePoint last_data{};           // body: when bytes last arrived
   bool https = false;
   // The request, as the response needs it.
@@ -489,6 +494,8 @@ bool HTTP1ServerConnection::serve_head(std::size_t head_end) {
   Exchange& x = *x_;
   x.https = https_;
   x.remote_ip.assign(ip_of(address_));
+  x.max_body_size = p.max_body_size;
+  x.body_timeout = p.body_timeout;
 
   HeadersLease lease;
   HTTPHeaders& headers = lease.get();
@@ -523,12 +530,11 @@ bool HTTP1ServerConnection::serve_head(std::size_t head_end) {
   }
   if (p.no_keep_alive || closing_) x.keep_alive = false;
 
-  // A declared body over the limit is refused before anyone sees it, without
-  // waiting for it (CONFORMANCE 2.5).
-  if (framing.kind == BodyFraming::kContentLength && framing.length > p.max_body_size) {
-    refuse(413);
-    return true;
-  }
+  // A declared body over the limit is refused before any of it is read
+  // (CONFORMANCE 2.5), but only once the delegate had its say: it may change
+  // the limit for this request (Tornado checks when the body reading starts,
+  // after headers_received). A request with a body waits in finish_async
+  // anyway, so that is where the check is.
   // Expect: 100-continue (RFC 9110 section 10.1.1); HTTP/1.0 ignores it.
   if (has_body && !x.http10) {
     if (auto expect = headers.get("Expect")) x.expect_continue = iequals(trim(*expect), "100-continue");
@@ -689,12 +695,21 @@ Future<void> HTTP1ServerConnection::finish_async(Stage stage, BodyFraming framin
   std::exception_ptr error;
   if (stage == Stage::kHeaders) {
     if (flow.valid()) {
+      bool waited = !flow.done();
       try {
         co_await flow;
       } catch (...) {
         error = std::current_exception();
       }
       if (gone(alive)) co_return;
+      if (waited) {
+        // Whoever resolved the Future (a streaming web handler's prepare(),
+        // say) is still on the stack below us: go on from the loop, so that
+        // refusing the body (a limit prepare() lowered) cannot destroy the
+        // delegate under it.
+        co_await moment();
+        if (gone(alive)) co_return;
+      }
     }
     Exchange* x = x_.get();
     if (!error && framing.kind != BodyFraming::kNone && !closed()) {
@@ -703,6 +718,15 @@ Future<void> HTTP1ServerConnection::finish_async(Stage stage, BodyFraming framin
         // client was told to wait for us, so it may or may not send it.
         x->body_unread = true;
         x->close_after = true;
+      } else if (framing.kind == BodyFraming::kContentLength && framing.length > x->max_body_size) {
+        // Before a 100 Continue: the client need not send what we refuse.
+        // The delegate saw the head but gets no body: it is told the
+        // request ends here, unless it already answered.
+        notify_close();
+        if (gone(alive)) co_return;
+        refuse(413);
+        run();
+        co_return;
       } else {
         if (x->expect_continue) {
           output().append("HTTP/1.1 100 Continue\r\n\r\n");
@@ -722,6 +746,10 @@ Future<void> HTTP1ServerConnection::finish_async(Stage stage, BodyFraming framin
         if (gone(alive)) co_return;
         disarm_timer();
         if (refused) {
+          // As above: the delegate gets no more of this request (Tornado
+          // calls on_connection_close when the body is refused).
+          notify_close();
+          if (gone(alive)) co_return;
           refuse(refused);
           run();
           co_return;
@@ -789,7 +817,7 @@ Future<bool> HTTP1ServerConnection::read_body(BodyFraming framing) {
   std::weak_ptr<HTTP1ServerConnection*> alive = weak_self();
   const HTTP1ConnectionParameters& p = params();
   x_->last_data = loop().time();
-  arm_body_timer(x_->last_data + p.body_timeout);
+  arm_body_timer(x_->last_data + x_->body_timeout);
   if (framing.kind == BodyFraming::kContentLength) {
     std::uint64_t remaining = framing.length;
     while (remaining > 0) {
@@ -808,7 +836,7 @@ Future<bool> HTTP1ServerConnection::read_body(BodyFraming framing) {
         if (gone(alive)) co_return false;
         x_->last_data = loop().time();
         if (closed()) co_return false;
-        arm_body_timer(x_->last_data + p.body_timeout);
+        arm_body_timer(x_->last_data + x_->body_timeout);
       } else if (flow.valid()) {
         flow.result();
       }
@@ -838,7 +866,7 @@ Future<bool> HTTP1ServerConnection::read_body(BodyFraming framing) {
         if (gone(alive)) co_return false;
         x_->last_data = loop().time();
         if (closed()) co_return false;
-        arm_body_timer(x_->last_data + p.body_timeout);
+        arm_body_timer(x_->last_data + x_->body_timeout);
       } else if (flow.valid()) {
         flow.result();
       }
@@ -858,7 +886,7 @@ Future<void> HTTP1ServerConnection::deliver(std::string_view data) {
   Exchange& x = *x_;
   if (!x.inflater) {
     x.body_received += data.size();
-    if (x.body_received > params().max_body_size) throw HTTPInputError("body too large", 413);
+    if (x.body_received > x.max_body_size) throw HTTPInputError("body too large", 413);
     return x.msg->data_received(data);
   }
   // gzip: decode from a copy, since the delegate may pause us between pieces
@@ -883,7 +911,7 @@ Future<void> HTTP1ServerConnection::deliver_inflated(std::string input) {
     if (n == 0 && rc == Z_BUF_ERROR) break;
     x_->body_received += n;
     // The limit applies to what the application gets (zip bombs).
-    if (x_->body_received > params().max_body_size) throw HTTPInputError("body too large", 413);
+    if (x_->body_received > x_->max_body_size) throw HTTPInputError("body too large", 413);
     if (n > 0) {
       Future<void> flow = x_->msg->data_received(std::string_view(out.data(), n));
       if (flow.valid()) {
@@ -932,7 +960,7 @@ void HTTP1ServerConnection::arm_body_timer(TimePoint when) {
   timer_ = loop().call_at(when, [this] {
     timer_ = {};
     if (closed() || !x_) return;
-    Duration limit = params().body_timeout;
+    Duration limit = x_->body_timeout;
     if (loop().time() - x_->last_data >= limit) {
       log::general().info("Timeout reading body from {}", address_);
       close();  // the body's read fails: touch nothing after
@@ -1203,6 +1231,14 @@ Future<void> HTTP1ServerConnection::write_headers(int code, std::string_view rea
                                                   std::string_view first_chunk) {
   start_response(code, reason, headers, first_chunk);
   return emit();
+}
+
+void HTTP1ServerConnection::set_max_body_size(std::uint64_t max_body_size) {
+  if (x_) x_->max_body_size = max_body_size;
+}
+
+void HTTP1ServerConnection::set_body_timeout(Duration body_timeout) {
+  if (x_) x_->body_timeout = body_timeout;
 }
 
 Future<void> HTTP1ServerConnection::write(std::string_view chunk) {

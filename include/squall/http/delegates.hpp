@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string_view>
 
+#include "squall/core/clock.hpp"
 #include "squall/core/future.hpp"
 #include "squall/http/headers.hpp"
 #include "squall/http/parser.hpp"
@@ -40,6 +42,19 @@ class HTTPConnection {
   /// Ends the response. Closes the connection if the body is shorter than
   /// its declared Content-Length (the peer could not frame it otherwise).
   virtual void finish() = 0;
+
+  /// Per-request body limits (Tornado's HTTP1Connection.set_max_body_size
+  /// and set_body_timeout): they replace the server's max_body_size and
+  /// body_timeout for the current request only; the next request on the
+  /// connection starts again from the server's. Call them before the body is
+  /// read, that is from headers_received or before the Future it returned
+  /// resolves (a web handler with stream_request_body: from prepare()): a
+  /// Content-Length is checked against the limit in force when the body
+  /// reading starts (413 before any of the body is read), a chunked or gzip
+  /// body's running total as it arrives. Between requests they do nothing.
+  virtual void set_max_body_size(std::uint64_t max_body_size) = 0;
+  /// How long the body may go without data (see HTTP1ConnectionParameters).
+  virtual void set_body_timeout(Duration body_timeout) = 0;
 };
 
 /// A response written wrongly (more bytes than its Content-Length, a second

@@ -53,7 +53,8 @@ struct HTTP1ConnectionParameters {
   /// Request line plus header fields; larger → 431 and close (CONFORMANCE 2.5).
   std::size_t max_header_size{64 * 1024};
   /// Largest request body (after chunked decoding and gzip decoding); larger
-  /// → 413 and close. Tornado's default, 100 MB.
+  /// → 413 and close. Tornado's default, 100 MB. A request's delegate may
+  /// change it for that request (HTTPConnection::set_max_body_size).
   std::uint64_t max_body_size{std::uint64_t{100} * 1024 * 1024};
   /// A persistent connection with no byte of a next request for this long is
   /// closed (Tornado's idle_connection_timeout, 1 hour).
@@ -64,7 +65,8 @@ struct HTTP1ConnectionParameters {
   /// When part of a head has arrived, the connection answers 408 before it
   /// closes; a connection on which nothing arrived is just closed.
   Duration header_timeout{std::chrono::seconds(60)};
-  /// A body read with no data for this long closes the connection.
+  /// A body read with no data for this long closes the connection. A
+  /// request's delegate may change it (HTTPConnection::set_body_timeout).
   Duration body_timeout{std::chrono::seconds(60)};
   /// Decode `Content-Encoding: gzip` request bodies (the header is renamed
   /// X-Consumed-Content-Encoding, as Tornado does).
@@ -134,6 +136,8 @@ class HTTP1ServerConnection final : public HTTPConnection {
                              std::string_view first_chunk = {}) override;
   Future<void> write(std::string_view chunk) override;
   void finish() override;
+  void set_max_body_size(std::uint64_t max_body_size) override;
+  void set_body_timeout(Duration body_timeout) override;
   /// write_headers was called for the current request.
   bool response_started() const noexcept;
   /// finish was called for the current request.

@@ -41,13 +41,16 @@ struct HTTPServerOptions {
   std::size_t chunk_size{64 * 1024};
   /// Request head limit; larger → 431.
   std::size_t max_header_size{64 * 1024};
-  /// Request body limit; larger → 413 (100 MB, Tornado's default).
+  /// Request body limit; larger → 413 (100 MB, Tornado's default). A
+  /// request's delegate may change it for its request
+  /// (HTTPConnection::set_max_body_size).
   std::uint64_t max_body_size{std::uint64_t{100} * 1024 * 1024};
   /// No byte of a next request for this long closes the connection.
   Duration idle_connection_timeout{std::chrono::hours(1)};
   /// A complete head must arrive within this long (not restarted by bytes).
   Duration header_timeout{std::chrono::seconds(60)};
-  /// No body data for this long closes the connection.
+  /// No body data for this long closes the connection (per request:
+  /// HTTPConnection::set_body_timeout).
   Duration body_timeout{std::chrono::seconds(60)};
   /// Serve HTTPS with this context (SSLContext::server); null: plain HTTP.
   std::shared_ptr<net::SSLContext> ssl_context{};

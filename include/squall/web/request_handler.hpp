@@ -123,7 +123,11 @@ class RequestHandler {
   /// body piece by piece here, after prepare() and before the verb (which
   /// runs once the body is complete; request().body stays empty). While the
   /// returned Future is pending the connection reads no more of the body.
-  /// `chunk` is valid only during the call: copy what you keep.
+  /// `chunk` is valid only during the call: copy what you keep. Their
+  /// prepare() may change this request's body limits, as in Tornado:
+  /// `request().connection()->set_max_body_size(n)` (or set_body_timeout).
+  /// A handler that does not stream cannot: its prepare() runs once the
+  /// body was read, under the server's limits.
   virtual Future<void> data_received(std::string_view chunk);
 
   /// Produces the body of an error response (Tornado's write_error).
