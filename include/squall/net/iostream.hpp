@@ -154,7 +154,8 @@ class BaseIOStream {
   Future<void> write(std::string data);
   /// Borrows `data` for the call only: what the kernel takes at once is not
   /// copied (with nothing queued, usually all of it); the rest is copied
-  /// into the queue. With read_into, an echo or proxy copies nothing.
+  /// into the queue. With read_more(space) and buffered(), or read_into, an
+  /// echo or a proxy copies no byte the kernel takes at once.
   Future<void> write(std::string_view data);
   Future<void> write(const char* data) { return write(std::string_view(data)); }
   /// Shares `data` without copying it (a large body, a cached file).
