@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "server_test_client.hpp"
+#include "server_test_fixture.hpp"
 #include "squall/core/gen.hpp"
 #include "squall/http/httpserver.hpp"
 #include "squall/testing.hpp"
@@ -85,29 +86,20 @@ struct LimitSetterFactory final : HTTPServerConnectionDelegate {
   }
 };
 
-class BodyLimitsTest : public testing::AsyncTest {
+class BodyLimitsTest : public test::ServerTest {
  protected:
-  void TearDown() override {
-    server_.reset();
-    AsyncTest::TearDown();
-  }
   void start() {
     HTTPServerOptions options;
     options.max_body_size = kServerMaxBody;
     options.body_timeout = 30s;  // longer than the test's own timeout
-    server_ = std::make_unique<HTTPServer>(factory_, std::move(options));
-    auto [sock, port] = testing::bind_unused_port();
-    port_ = port;
-    server_->add_socket(std::move(sock));
+    serve(std::make_unique<HTTPServer>(factory_, std::move(options)));
   }
   static std::string post(std::string_view path, std::size_t length, std::string_view body = {}) {
     return "POST " + std::string(path) + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) +
            "\r\n\r\n" + std::string(body);
   }
 
-  LimitSetterFactory factory_;  // outlives the server
-  std::unique_ptr<HTTPServer> server_;
-  int port_ = 0;
+  LimitSetterFactory factory_;  // used by server_ until TearDown() resets it
 };
 
 SQUALL_ASYNC_TEST(BodyLimitsTest, RaisedLimitAcceptsADeclaredBodyOverTheServerLimit) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server_test_client.hpp"
+#include "server_test_fixture.hpp"
 #include "squall/core/gen.hpp"
 #include "squall/testing.hpp"
 
@@ -25,22 +26,8 @@ using test::exchange;
 using test::read_response;
 using test::Response;
 
-class ConformanceTest : public testing::AsyncTest {
+class ConformanceTest : public test::ServerTest {
  protected:
-  void TearDown() override {
-    server_.reset();
-    AsyncTest::TearDown();
-  }
-
-  void start(HTTPServerOptions options = {}) {
-    server_ = std::make_unique<HTTPServer>(
-        HTTPServer::RequestCallback([this](HTTPServerRequest& req) -> Future<void> { return handle(req); }),
-        std::move(options));
-    auto [sock, port] = testing::bind_unused_port();
-    port_ = port;
-    server_->add_socket(std::move(sock));
-  }
-
   static std::string arg(HTTPServerRequest& req, const std::string& name) {
     const QueryArguments& args = req.query_arguments();
     auto it = args.find(name);
@@ -48,8 +35,7 @@ class ConformanceTest : public testing::AsyncTest {
   }
 
   /// The application: a few paths, each showing one thing the server does.
-  Future<void> handle(HTTPServerRequest& req) {
-    ++requests_;
+  Future<void> handle(HTTPServerRequest& req) override {
     methods_.push_back(req.method);
     if (req.path == "/hello") {
       req.respond(200, "text/plain", "Hello, world");
@@ -118,9 +104,6 @@ class ConformanceTest : public testing::AsyncTest {
     EXPECT_EQ(requests_, before) << "a refused request reached the application";
   }
 
-  std::unique_ptr<HTTPServer> server_;
-  int port_ = 0;
-  int requests_ = 0;
   std::vector<std::string> methods_;
 };
 

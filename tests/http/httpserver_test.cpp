@@ -19,6 +19,7 @@
 #include "squall/net/process.hpp"
 #include "squall/testing.hpp"
 #include "server_test_client.hpp"
+#include "server_test_fixture.hpp"
 
 using namespace std::chrono_literals;
 
@@ -31,25 +32,10 @@ using test::exchange;
 using test::read_response;
 using test::Response;
 
-class HTTPServerTest : public testing::AsyncTest {
+class HTTPServerTest : public test::ServerTest {
  protected:
-  void TearDown() override {
-    server_.reset();
-    AsyncTest::TearDown();
-  }
-
   /// A small application covering what the tests need.
-  void start(HTTPServerOptions options = {}) {
-    server_ = std::make_unique<HTTPServer>(
-        HTTPServer::RequestCallback([this](HTTPServerRequest& req) -> Future<void> { return handle(req); }),
-        std::move(options));
-    auto [sock, port] = testing::bind_unused_port();
-    port_ = port;
-    server_->add_socket(std::move(sock));
-  }
-
-  Future<void> handle(HTTPServerRequest& req) {
-    ++requests_;
+  Future<void> handle(HTTPServerRequest& req) override {
     if (req.path == "/hello") {
       req.respond(200, "text/plain; charset=utf-8", "Hello, world");
     } else if (req.path == "/echo") {
@@ -81,10 +67,6 @@ class HTTPServerTest : public testing::AsyncTest {
       req.respond(404, "application/json", R"({"status": 404, "reason": "Not Found"})");
     }
   }
-
-  std::unique_ptr<HTTPServer> server_;
-  int port_ = 0;
-  int requests_ = 0;
 };
 
 SQUALL_ASYNC_TEST(HTTPServerTest, AnswersAGetWithDateServerAndContentLength) {

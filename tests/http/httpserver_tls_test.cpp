@@ -8,6 +8,7 @@
 
 #include "../support/test_certs.hpp"
 #include "server_test_client.hpp"
+#include "server_test_fixture.hpp"
 #include "squall/core/gen.hpp"
 #include "squall/http/httpserver.hpp"
 #include "squall/net/ssl_context.hpp"
@@ -21,28 +22,17 @@ namespace {
 using test::read_response;
 using test::Response;
 
-class TLSServerTest : public testing::AsyncTest {
+class TLSServerTest : public test::ServerTest {
  protected:
-  void TearDown() override {
-    server_.reset();
-    AsyncTest::TearDown();
-  }
-
   void start(HTTPServerOptions options = {}) {
     net::SSLOptions tls;
     tls.certfile = certs_.server().cert;
     tls.keyfile = certs_.server().key;
     options.ssl_context = net::SSLContext::server(tls);
-    server_ = std::make_unique<HTTPServer>(
-        HTTPServer::RequestCallback([this](HTTPServerRequest& req) -> Future<void> { return handle(req); }),
-        std::move(options));
-    auto [sock, port] = testing::bind_unused_port();
-    port_ = port;
-    server_->add_socket(std::move(sock));
+    ServerTest::start(std::move(options));
   }
 
-  Future<void> handle(HTTPServerRequest& req) {
-    ++requests_;
+  Future<void> handle(HTTPServerRequest& req) override {
     if (req.path == "/echo") {
       req.respond(200, "application/octet-stream", req.body);
     } else if (req.path == "/sleep") {
@@ -61,9 +51,6 @@ class TLSServerTest : public testing::AsyncTest {
   }
 
   testing::TestCerts certs_;
-  std::unique_ptr<HTTPServer> server_;
-  int port_ = 0;
-  int requests_ = 0;
 };
 
 SQUALL_ASYNC_TEST(TLSServerTest, ServesHttpsToAVerifyingClient) {
