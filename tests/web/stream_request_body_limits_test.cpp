@@ -56,6 +56,29 @@ class LimitedUpload : public RequestHandler {
   std::size_t received_ = 0;
 };
 
+/// Streams its body with an asynchronous data_received: each piece is
+/// counted after a short wait.
+class SlowConsumer : public RequestHandler {
+ public:
+  static constexpr bool stream_request_body = true;
+  void initialize(Record& r) { record_ = &r; }
+  Future<void> data_received(std::string_view chunk) override {
+    std::size_t n = chunk.size();  // the view is gone once we wait
+    co_await sleep(2ms);
+    received_ += n;
+    record_->events.push_back("data " + std::to_string(n));
+  }
+  Future<void> post() override {
+    write(std::to_string(received_));
+    co_return;
+  }
+  void on_connection_close() override { record_->events.push_back("on_connection_close"); }
+
+ private:
+  Record* record_ = nullptr;
+  std::size_t received_ = 0;
+};
+
 /// Does not stream: its prepare() runs after the body was read, too late
 /// to change the limit of its own request.
 class BufferedUpload : public RequestHandler {
@@ -87,6 +110,7 @@ class StreamRequestBodyLimitsTest : public test::WebTest {
         {"/raise-later", handler<LimitedUpload>(std::ref(record_), std::uint64_t{1000}, true)},
         {"/lower", handler<LimitedUpload>(std::ref(record_), std::uint64_t{5}, false)},
         {"/lower-later", handler<LimitedUpload>(std::ref(record_), std::uint64_t{5}, true)},
+        {"/slow", handler<SlowConsumer>(std::ref(record_))},
         {"/buffered-raise", handler<BufferedUpload>(std::ref(record_), std::uint64_t{1000})},
         {"/buffered-lower", handler<BufferedUpload>(std::ref(record_), std::uint64_t{5})},
     };
@@ -156,6 +180,23 @@ SQUALL_ASYNC_TEST(StreamRequestBodyLimitsTest, PrepareLowersTheLimitOfAChunkedBo
   http::HTTPResponse fits = co_await fetch("/raise", post);
   EXPECT_EQ(fits.code, 200);
   EXPECT_EQ(fits.body, "8");
+}
+
+/// 8 bytes, then 4: the second piece takes the body past the server's 10.
+Future<void> produce_eight_then_four(http::BodyWriter write) {
+  co_await write("abcdefgh");
+  co_await write("ijkl");
+}
+
+SQUALL_ASYNC_TEST(StreamRequestBodyLimitsTest, ABodyRefusedAfterAnAsynchronousDataReceived) {
+  // The refusal comes as the first piece's data_received finishes: the
+  // handler must not be destroyed under its own coroutine.
+  http::HTTPRequest post = test::request("POST");
+  post.body_producer = produce_eight_then_four;
+  http::HTTPResponse r = co_await fetch("/slow", post);
+  EXPECT_EQ(r.code, 413);
+  std::vector<std::string> expected = {"data 8", "on_connection_close"};
+  EXPECT_EQ(record_.events, expected);
 }
 
 SQUALL_ASYNC_TEST(StreamRequestBodyLimitsTest, ANonStreamingHandlerCannotChangeItsOwnLimit) {
