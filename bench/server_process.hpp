@@ -55,13 +55,13 @@ struct ServerProcess {
   int control_fd = -1;  // closing it stops the server
 };
 
-/// Forks a server: the child pins itself to `cpu`, dies with its parent,
+/// Forks the server called `name`: the child pins itself to `cpu`, dies with its parent,
 /// is killed by alarm() after `lifetime_s` whatever happens, and runs
 /// `serve(listen_fd, control_fd)`, which must exit when `control_fd` becomes
 /// readable (stop_server closes the other end). Both servers of a
 /// comparison get a listening socket made the same way.
 template <class Serve>
-ServerProcess fork_server(int cpu, unsigned lifetime_s, int backlog, Serve serve) {
+ServerProcess fork_server(const char* name, int cpu, unsigned lifetime_s, int backlog, Serve serve) {
   ServerProcess p;
   int listen_fd = make_listener(&p.port, backlog);
   int control[2];
@@ -81,7 +81,7 @@ ServerProcess fork_server(int cpu, unsigned lifetime_s, int backlog, Serve serve
     try {
       rc = serve(listen_fd, control[0]);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "%s: server: %s\n", program_invocation_short_name, e.what());
+      std::fprintf(stderr, "%s: %s server: %s\n", program_invocation_short_name, name, e.what());
     }
     std::fflush(nullptr);
     ::_exit(rc);  // no teardown of thousands of connections

@@ -71,17 +71,7 @@ int serve_beast_websocket(int listen_fd, int control_fd);
 
 namespace {
 
-using bench::Clock;
-using bench::die;
-using bench::recv_all;
-using bench::send_all;
-using bench::ServerProcess;
-using bench::stop_server;
-using bench::cpu_ns;
-using bench::load_average;
-using bench::pin_to_cpu;
-using bench::raise_nofile;
-using bench::seconds_since;
+using namespace bench;  // the shared helpers of machine.hpp and server_process.hpp
 
 constexpr std::size_t kMessage = 64;
 constexpr int kEchoConnections = 64;
@@ -172,7 +162,7 @@ int serve(System system, int listen_fd, int control_fd) {
 }
 
 ServerProcess start_server(System system) {
-  return bench::fork_server(kServerCpu, kChildLifetime, kBacklog,
+  return bench::fork_server(name_of(system), kServerCpu, kChildLifetime, kBacklog,
                             [system](int listen_fd, int control_fd) { return serve(system, listen_fd, control_fd); });
 }
 
